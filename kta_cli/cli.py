@@ -1,0 +1,185 @@
+"""The `kta` dispatcher: picks the command, translates flags, hands over to Hydra, catches mistakes.
+
+This module imports nothing heavy at the top so that `kta --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+# command -> (module with run(cfg), one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": (
+        "kta_cli.commands.train",
+        "train or fine-tune a model (strategies, schedules, resume)",
+    ),
+    "eval": (
+        "kta_cli.commands.eval",
+        "evaluate a checkpoint: accuracy, per-class, confusion matrix",
+    ),
+}
+
+# Groups whose value may also be any timm model name without a YAML file of that name.
+MODEL_GROUPS = ("model", "student")
+
+
+def config_dir() -> Path:
+    """configs/ inside the installed package (wheel), else beside it (source checkout)."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "configs", package_dir.parent / "configs"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError(f"kta configs not found next to {package_dir}")
+
+
+def translate_flags(args: list[str]) -> list[str]:
+    """Turn `--key value` and `--key=value` into Hydra's `key=value`; keep Hydra's own flags."""
+    hydra_flags = {
+        "--help",
+        "-h",
+        "--hydra-help",
+        "--cfg",
+        "-c",
+        "--resolve",
+        "--package",
+        "-p",
+        "--multirun",
+        "-m",
+        "--info",
+        "-i",
+        "--config-path",
+        "-cp",
+        "--config-name",
+        "-cn",
+        "--config-dir",
+        "-cd",
+        "--experimental-rerun",
+        "--shell-completion",
+        "-sc",
+        "--version",
+    }
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if arg.startswith("--") and name not in hydra_flags:
+            key = name[2:]
+            if "=" in arg:
+                value = arg.split("=", 1)[1]
+            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+                value = args[i + 1]
+                i += 1
+            else:
+                value = "true"
+            out.append(f"{key}={value}")
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def rewrite_group_choices(command: str, overrides: list[str]) -> list[str]:
+    """Check `group=option` against the YAML files; `model=<any timm name>` becomes model.name."""
+    from kta_cli.errors import KtaError, did_you_mean
+
+    root = config_dir()
+    out = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        group_dir = root / key
+        if not sep or key.startswith(("+", "~", "hydra")) or not group_dir.is_dir() or "," in value:
+            out.append(override)
+            continue
+        options = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        if value in options or value == "null":
+            out.append(override)
+        elif key in MODEL_GROUPS:
+            out.append(f"{key}.name={value}")  # validated against timm's registry when built
+        else:
+            raise KtaError(did_you_mean(value, options, what=f"{key}"))
+    return out
+
+
+def one_line(error: BaseException) -> str:
+    """A single readable line from an exception whose message may span several lines."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    prefix = "kta_cli.errors.KtaError: "
+    for line in reversed(lines):  # a KtaError re-raised from a DataLoader worker ends with it
+        if line.startswith(prefix):
+            return line[len(prefix) :]
+    keep = [
+        ln
+        for ln in lines
+        if not ln.startswith(
+            ("full_key:", "object_type", "reference_type", "Set the environment variable")
+        )
+    ]
+    return "; ".join(keep) or type(error).__name__
+
+
+def print_commands() -> None:
+    print("usage: kta <command> [overrides ...] [--key value ...]\n\ncommands:")
+    for name, (_, description) in COMMANDS.items():
+        print(f"  {name:<10} {description}")
+    print(
+        "\n`kta <command> --help` lists its config groups; `--cfg job` prints the composed config."
+    )
+
+
+def run_command(command: str, args: list[str]) -> None:
+    import hydra
+
+    module = importlib.import_module(COMMANDS[command][0])
+    overrides = rewrite_group_choices(command, translate_flags(args))
+    if os.environ.get("RANK", "0") != "0":  # torchrun: only rank 0 owns the run folder
+        overrides += [
+            "hydra.output_subdir=null",
+            "hydra/job_logging=disabled",
+            f"hydra.run.dir={Path(os.environ.get('TMPDIR', '/tmp')) / 'kta-rank'}",
+        ]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach our boundary instead of Hydra's printer
+    sys.argv = [f"kta {command}", *overrides]
+    task = hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(
+        module.run
+    )
+    task()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print_commands()
+        return
+    if argv[0] in ("-V", "--version"):
+        from kta_cli import __version__
+
+        print(f"kta {__version__}")
+        return
+    command, args = argv[0], argv[1:]
+    try:
+        if command not in COMMANDS:
+            from kta_cli.errors import KtaError, did_you_mean
+
+            raise KtaError(did_you_mean(command, COMMANDS, what="command"))
+        run_command(command, args)
+    except KeyboardInterrupt:
+        print("kta: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
+        if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":
+            raise
+        print(f"kta {command}: error: {one_line(error)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def is_user_error(error: BaseException) -> bool:
+    from kta_cli.errors import KtaError
+
+    if isinstance(error, KtaError):  # also when re-raised from a DataLoader worker
+        return True
+    module = type(error).__module__ or ""
+    return module.startswith(("hydra.errors", "omegaconf.errors", "hydra._internal"))

@@ -1,0 +1,104 @@
+"""`kta eval ckpt=...`: accuracy, loss, per-class accuracy and a confusion matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kta_cli.config import choice, validate_data
+from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.loop import to_device
+from kta_cli.engine.runtime import resolve_device
+from kta_cli.errors import KtaError
+from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.report.figures import confusion_figure, save_figure
+from kta_cli.report.reporter import TensorBoard, console, print_table
+from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    loader: Any,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Predicted classes, true classes and mean cross-entropy over a loader."""
+    model.eval()
+    predictions, targets, loss_sum = [], [], 0.0
+    for batch in loader:
+        images, labels = to_device(batch, device, channels_last=False)
+        logits = model(images)
+        loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        predictions.append(logits.argmax(dim=1).cpu())
+        targets.append(labels.cpu())
+    predicted, true = torch.cat(predictions), torch.cat(targets)
+    return predicted, true, loss_sum / max(len(true), 1)
+
+
+def confusion_matrix(predicted: torch.Tensor, true: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.bincount(true * n + predicted, minlength=n * n).reshape(n, n)
+
+
+def data_spec_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The data this evaluation reads: `data=...` if given, else the checkpoint's own."""
+    if cfg.get("data") is not None:
+        validate_data(cfg)
+        values = OmegaConf.to_container(cfg.data, resolve=True)
+        values["img_size"] = checkpoint["data"]["img_size"]  # the model's input size
+        values["mean"], values["std"] = checkpoint["data"]["mean"], checkpoint["data"]["std"]
+        return values
+    saved = checkpoint.get("config", {}).get("data")
+    if not saved:
+        raise KtaError("the checkpoint does not record its data set; pass data=<option>")
+    return saved
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    choice(cfg, "split", ("train", "val", "test"))
+    path = resolve_checkpoint(cfg.ckpt)
+    checkpoint = load_checkpoint(path)
+    model = model_from_checkpoint(checkpoint)
+    data = build_data(spec_from_dict(data_spec_for(cfg, checkpoint)))
+    class_names = checkpoint.get("class_names") or data.class_names
+    if len(data.class_names) != len(class_names):
+        raise KtaError(
+            f"the checkpoint has {len(class_names)} classes, the data "
+            f"{len(data.class_names)}; pick data.classes to match"
+        )
+    device = resolve_device(cfg.trainer.device)
+    model.to(device)
+    loader = getattr(data, cfg.split)
+    predicted, true, loss = predict(model, loader, device)
+    n = len(class_names)
+    confusion = confusion_matrix(predicted, true, n)
+    per_class = (confusion.diag().float() / confusion.sum(dim=1).clamp(min=1)).tolist()
+    ranked = sorted(range(n), key=lambda c: per_class[c])
+    metrics = {
+        "checkpoint": str(path),
+        "split": cfg.split,
+        "images": len(true),
+        "acc": (predicted == true).float().mean().item(),
+        "loss": loss,
+        "per_class_acc": {class_names[c]: per_class[c] for c in range(n)},
+        "easiest_classes": [class_names[c] for c in ranked[::-1][:3]],
+        "hardest_classes": [class_names[c] for c in ranked[:3]],
+    }
+
+    run_dir = current_run_dir()
+    figure = confusion_figure(confusion, class_names)
+    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
+    tensorboard.scalars({"eval/acc": metrics["acc"], "eval/loss": loss}, 0)
+    tensorboard.figure("eval/confusion_matrix", figure)
+    save_figure(figure, run_dir / "confusion_matrix.png")
+    tensorboard.close()
+    write_metrics(run_dir, {**metrics, "confusion_matrix": confusion.tolist(), "parent": str(path)})
+    mark_latest(run_dir, "eval")
+    print_table(
+        f"kta eval: {checkpoint['model_args']['name']} on {data.spec.name} ({cfg.split})",
+        {k: v for k, v in metrics.items() if not isinstance(v, dict)},
+    )
+    console.print(f"run folder: {run_dir}")
+    return metrics

@@ -1,0 +1,285 @@
+"""`kta train`: build data, model and strategy from the config, run the loop, report."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from kta_cli.config import validate_train
+from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
+from kta_cli.engine.checkpoint import (
+    git_commit,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from kta_cli.engine.loop import Interrupted, LoopSettings, Trainer, evaluate
+from kta_cli.engine.optim import build_optimizer, build_scheduler
+from kta_cli.engine.runtime import Runtime, barrier, start_runtime, stop_runtime
+from kta_cli.engine.state import seed_everything
+from kta_cli.engine.tasks import ClassificationTask
+from kta_cli.errors import KtaError
+from kta_cli.models.factory import build_model
+from kta_cli.report.reporter import TensorBoard, TrainingReporter, console, print_table
+from kta_cli.report.run_folder import config_as_dict, current_run_dir, mark_latest, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def resume_path(spec: str | None) -> Path | None:
+    """trainer.resume: a last.ckpt, a run folder, or `auto` (the latest train run's last.ckpt)."""
+    if not spec:
+        return None
+    folder = Path("outputs/train/latest") if spec == "auto" else Path(spec)
+    if folder.is_dir():
+        if not (folder / "last.ckpt").is_file():
+            raise KtaError(f"nothing to resume: no last.ckpt in {folder}")
+        return folder / "last.ckpt"
+    return resolve_checkpoint(folder)
+
+
+def loop_settings(cfg: DictConfig, runtime: Runtime) -> LoopSettings:
+    trainer = cfg.trainer
+    if trainer.precision == "fp16" and runtime.device.type != "cuda":
+        raise KtaError("trainer.precision=fp16 needs a CUDA device; use bf16 on CPU")
+    return LoopSettings(
+        epochs=trainer.epochs,
+        device=str(runtime.device),
+        precision=trainer.precision,
+        grad_clip=trainer.grad_clip,
+        channels_last=trainer.channels_last,
+        max_steps=trainer.max_steps,
+        monitor=trainer.early_stopping.monitor,
+        monitor_mode=trainer.early_stopping.mode,
+        patience=trainer.early_stopping.patience,
+        min_delta=trainer.early_stopping.min_delta,
+    )
+
+
+def build_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer, updates: int) -> Any:
+    options = OmegaConf.to_container(cfg.sched, resolve=True)
+    name = options.pop("name")
+    if "milestones" in options:
+        options["milestones"] = list(options["milestones"])
+    if name == "plateau":
+        options["plateau_mode"] = cfg.trainer.early_stopping.mode
+    return build_scheduler(
+        optimizer, name=name, epochs=cfg.trainer.epochs, updates_per_epoch=updates, **options
+    )
+
+
+def strategy_name() -> str:
+    try:
+        return HydraConfig.get().runtime.choices.get("strategy") or "custom"
+    except ValueError:
+        return "custom"
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    validate_train(cfg)
+    runtime = start_runtime(cfg.trainer.device, cfg.trainer.threads)
+    try:
+        return train(cfg, runtime)
+    except Interrupted:
+        stop_runtime(runtime)
+        console.print(
+            "[yellow]interrupted[/yellow]: last.ckpt saved; continue with "
+            "kta train trainer.resume=auto (or the run folder)"
+        )
+        sys.exit(130)
+    finally:
+        stop_runtime(runtime)
+
+
+def shared_run_dir(runtime: Runtime) -> Path:
+    """Rank 0's run folder, known to every rank (the others only read from it)."""
+    folder = [str(current_run_dir())]
+    if runtime.distributed:
+        torch.distributed.broadcast_object_list(folder, src=0)
+    return Path(folder[0])
+
+
+def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
+    run_dir = shared_run_dir(runtime)
+    seed_everything(cfg.seed + runtime.rank)
+    data = build_data(
+        spec_from_dict(OmegaConf.to_container(cfg.data, resolve=True)),
+        rank=runtime.rank,
+        world_size=runtime.world_size,
+    )
+    resume_from = resume_path(cfg.trainer.resume)
+    model = build_model(
+        cfg.model.name,
+        num_classes=len(data.class_names),
+        img_size=data.spec.img_size,
+        pretrained=cfg.model.pretrained,
+        checkpoint=None if resume_from else cfg.model.checkpoint,
+        drop_rate=cfg.model.drop_rate,
+        init=cfg.model.init,
+    )
+    plan = instantiate(cfg.strategy)(model)
+    plan.check_trainable(strategy_name())
+    resumed = load_checkpoint(resume_from) if resume_from else None
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+    model.to(runtime.device)
+    if cfg.trainer.channels_last:
+        model.to(memory_format=torch.channels_last)
+    task = ClassificationTask(model, cfg.loss.label_smoothing)
+    optimizer = build_optimizer(
+        plan.param_groups,
+        name=cfg.optim.name,
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        momentum=cfg.optim.get("momentum", 0.9),
+    )
+    scheduler = build_schedule(cfg, optimizer, len(data.train))
+    if cfg.trainer.compile:
+        task.model = torch.compile(model)
+
+    parent = str(resume_from or cfg.model.checkpoint or "") or None
+    base_payload = {
+        "model_args": {
+            "name": cfg.model.name,
+            "num_classes": len(data.class_names),
+            "img_size": data.spec.img_size,
+        },
+        "data": data.spec.describe(),
+        "class_names": data.class_names,
+        "config": config_as_dict(cfg),
+        "parent": parent,
+        "git_commit": git_commit(),
+        "command": "train",
+    }
+
+    def save(kind: str, train_state: dict[str, Any]) -> None:
+        if not runtime.is_main:
+            return
+        loop = train_state["loop"]
+        payload = {
+            **base_payload,
+            "model": model.state_dict(),
+            "metrics": {
+                "best_" + trainer.settings.monitor: loop["best_value"],
+                "best_epoch": loop["best_epoch"],
+                "epochs_run": loop["epoch"],
+            },
+        }
+        if kind == "last":
+            payload["train_state"] = train_state
+        save_checkpoint(run_dir / f"{kind}.ckpt", payload)
+
+    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard and runtime.is_main else None)
+    reporter = TrainingReporter(
+        tensorboard,
+        enabled=runtime.is_main,
+        progress=cfg.trainer.progress,
+        log_every=cfg.trainer.log_every,
+    )
+    trainer = Trainer(
+        task,
+        optimizer,
+        scheduler,
+        settings=loop_settings(cfg, runtime),
+        save=save,
+        reporter=reporter,
+        epoch_hooks=plan.epoch_hooks,
+        distributed=runtime.distributed,
+    )
+    if resumed is not None:
+        if "train_state" not in resumed:
+            raise KtaError(f"{resume_from} has no training state to resume (use last.ckpt)")
+        trainer.load_train_state(resumed["train_state"])
+        log.info(
+            "resuming %s at epoch %d, step %d", resume_from, trainer.state.epoch, trainer.state.step
+        )
+    if runtime.is_main:
+        log.info("run folder: %s", run_dir)
+        log.info(
+            "model %s: %d parameters, %d trainable",
+            cfg.model.name,
+            count(model),
+            count(model, trainable=True),
+        )
+        tensorboard.images("train/images", next(iter(data.train))[0])
+
+    started = time.perf_counter()
+    trainer.fit(data.train, data.val)
+    barrier(runtime)
+    metrics = final_metrics(trainer, data, run_dir, model, runtime, time.perf_counter() - started)
+    if runtime.is_main:
+        write_metrics(run_dir, metrics)
+        tensorboard.hparams(
+            hparams_of(cfg), {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+        )
+        tensorboard.close()
+        mark_latest(run_dir, "train")
+        print_table(f"kta train: {cfg.model.name} on {data.spec.name}", metrics)
+        console.print(f"run folder: {run_dir}")
+    return metrics
+
+
+def final_metrics(
+    trainer: Trainer,
+    data: DataBundle,
+    run_dir: Path,
+    model: torch.nn.Module,
+    runtime: Runtime,
+    seconds: float,
+) -> dict[str, Any]:
+    """Last and best validation figures, and the test split scored with the best weights."""
+    state = trainer.state
+    history = state.history
+    metrics: dict[str, Any] = {
+        "epochs_run": state.epoch,
+        "steps": state.step,
+        "stopped_early": state.stopped_early,
+        "best_epoch": state.best_epoch,
+        f"best_{trainer.settings.monitor}": state.best_value,
+    }
+    if history:
+        last = history[-1]
+        metrics.update(
+            {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in last}
+        )
+        metrics["images_per_sec"] = sum(h["images_per_sec"] for h in history) / len(history)
+    best_path = run_dir / "best.ckpt"
+    if best_path.is_file() and trainer.settings.max_steps is None:
+        model.load_state_dict(load_checkpoint(best_path)["model"])
+    if trainer.settings.max_steps is None or state.epoch >= trainer.settings.epochs:
+        test = evaluate(
+            trainer.task,
+            data.test,
+            device=trainer.device,
+            channels_last=trainer.settings.channels_last,
+        )
+        metrics.update({"test_loss": test["loss"], "test_acc": test["acc"]})
+    metrics["train_seconds"] = seconds
+    metrics["parameters"] = count(model)
+    metrics["trainable_parameters"] = count(model, trainable=True)
+    return metrics
+
+
+def count(model: torch.nn.Module, trainable: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+    return {
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "optim": cfg.optim.name,
+        "lr": cfg.optim.lr,
+        "sched": cfg.sched.name,
+        "epochs": cfg.trainer.epochs,
+        "batch_size": cfg.data.batch_size,
+        "label_smoothing": cfg.loss.label_smoothing,
+    }

@@ -1,0 +1,112 @@
+"""Checkpoints are data, never code: tensors plus plain metadata, loaded with weights_only=True.
+
+A kta checkpoint is a dict:
+    format: "kta-checkpoint", format_version: 1
+    model: state_dict            model_args: {"name", "num_classes", ...} (to rebuild it)
+    data: {"img_size", "mean", "std", "in_chans", "name"}   class_names: [...]
+    config: the composed config as a plain dict      parent: path of the input checkpoint or None
+    kta_version, git_commit, metrics: {...}
+    train_state: optimizer, scheduler, scaler, counters and RNG states (only in last.ckpt)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kta_cli import __version__
+from kta_cli.errors import KtaError
+
+FORMAT = "kta-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write atomically: a temporary file in the same folder, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kta_version": __version__,
+        **payload,
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_file(path: str | Path) -> Any:
+    """torch.load with weights_only=True and errors a user can act on. No unsafe fallback."""
+    path = Path(path)
+    if not path.is_file():
+        raise KtaError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if "Weights only load failed" in str(error):
+            raise KtaError(
+                f"refusing to load {path}: it holds Python objects, not plain tensors "
+                "and metadata (kta never unpickles code)"
+            ) from error
+        raise KtaError(f"{path} is not a checkpoint ({first or 'unreadable pickle'})") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise KtaError(
+            f"{path} is truncated or not a checkpoint ({type(error).__name__})"
+        ) from error
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a kta checkpoint (see the module docstring), refusing anything else."""
+    checkpoint = load_file(path)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise KtaError(
+            f"{path} is not a kta checkpoint (plain weights can start a run with "
+            "model.checkpoint=<file>)"
+        )
+    return checkpoint
+
+
+def resolve_checkpoint(spec: str | Path, outputs: str | Path = "outputs") -> Path:
+    """A checkpoint file, a run folder (its best.ckpt), or `latest` (the newest run)."""
+    spec = str(spec)
+    path = Path(outputs) / "latest" if spec == "latest" else Path(spec)
+    if path.is_dir():
+        for name in ("best.ckpt", "model.ckpt", "last.ckpt"):
+            if (path / name).is_file():
+                return (path / name).resolve()
+        raise KtaError(f"no checkpoint (best.ckpt, model.ckpt or last.ckpt) in run folder {path}")
+    if not path.exists():
+        raise KtaError(f"checkpoint not found: {spec}")
+    return path.resolve()  # provenance names the real folder, not the `latest` pointer
+
+
+def git_commit() -> str | None:
+    """The commit of the kta source tree, when it is a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None

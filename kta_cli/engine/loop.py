@@ -1,0 +1,285 @@
+"""The one training loop every kind of training runs (supervised, distillation, multi-task, ...).
+
+What differs between them is the task (see tasks.py). The loop owns the order of events, mixed
+precision, gradient clipping, early stopping, best/last checkpoints and exact resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from kta_cli.engine.state import capture_rng, restore_rng
+from kta_cli.errors import KtaError
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class LoopSettings:
+    epochs: int = 10
+    device: str = "cpu"
+    precision: str = "fp32"
+    grad_clip: float | None = None
+    channels_last: bool = False
+    max_steps: int | None = None  # stop (resumably) after this many optimizer steps
+    monitor: str = "val_acc"
+    monitor_mode: str = "max"
+    patience: int | None = None  # early stopping: epochs without improvement
+    min_delta: float = 0.0
+
+
+@dataclass
+class LoopState:
+    """Everything besides model, optimizer and schedule that exact resume needs."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+    best_value: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    epoch_sums: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training; a resumable last.ckpt has been written."""
+
+
+def to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device, channels_last) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
+    return batch
+
+
+def scalars(outputs: dict[str, Any]) -> dict[str, float]:
+    """The loggable scalars of a task's output dict."""
+    return {
+        k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+        for k, v in outputs.items()
+        if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
+    }
+
+
+def batch_size_of(batch: Any) -> int:
+    first = batch[0] if isinstance(batch, (list, tuple)) else next(iter(batch.values()))
+    return len(first)
+
+
+class Trainer:
+    """Runs epochs of a task; calls back to save checkpoints and report progress.
+
+    save(kind, train_state) writes 'last' (resumable) or 'best' (weights); reporter receives
+    progress; epoch_hooks(epoch, trainer) run before each epoch (unfreezing schedules, ...).
+    """
+
+    def __init__(
+        self,
+        task: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        *,
+        settings: LoopSettings,
+        save: Callable[[str, dict[str, Any]], None],
+        reporter: Any,
+        epoch_hooks: list[Callable[[int, Trainer], None]] | None = None,
+        distributed: bool = False,
+    ) -> None:
+        self.task, self.optimizer, self.scheduler = task, optimizer, scheduler
+        self.settings, self.save, self.reporter = settings, save, reporter
+        self.epoch_hooks = list(epoch_hooks or [])
+        self.device = torch.device(settings.device)
+        self.state = LoopState()
+        self.autocast_dtype = PRECISIONS[settings.precision]
+        use_scaler = settings.precision == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.module: nn.Module = task
+        if distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.module = DistributedDataParallel(task, device_ids=ids)
+        self._rng_after_step = capture_rng()
+
+    # -- state -------------------------------------------------------------------------------
+    def train_state(self) -> dict[str, Any]:
+        return {
+            "loop": vars(self.state).copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": self._rng_after_step,
+        }
+
+    def load_train_state(self, saved: dict[str, Any]) -> None:
+        self.state = LoopState(**saved["loop"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        restore_rng(saved["rng"])
+        self._rng_after_step = saved["rng"]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    # -- loop --------------------------------------------------------------------------------
+    def fit(self, train_loader: Any, val_loader: Any) -> LoopState:
+        self.reporter.on_fit_start(self, len(train_loader))
+        try:
+            while self.state.epoch < self.settings.epochs and not self.state.stopped_early:
+                for hook in self.epoch_hooks:
+                    hook(self.state.epoch, self)
+                if self._train_epoch(train_loader):
+                    return self.state  # max_steps reached; last.ckpt is resumable
+                self._end_epoch(val_loader)
+        except KeyboardInterrupt:
+            self.save("last", self.train_state())
+            raise Interrupted() from None
+        finally:
+            self.reporter.on_fit_end(self)
+        return self.state
+
+    def _train_epoch(self, loader: Any) -> bool:
+        """One epoch from state.batch_in_epoch on; True when max_steps stopped it."""
+        state = self.state
+        loader.set_epoch(state.epoch, state.batch_in_epoch)
+        self.task.train()
+        self.reporter.on_epoch_start(self, state.epoch, state.batch_in_epoch)
+        tick = time.perf_counter()
+        for batch in loader:
+            batch = to_device(batch, self.device, self.settings.channels_last)
+            outputs = self._step(batch)
+            values = scalars(outputs)
+            n = batch_size_of(batch)
+            sums = state.epoch_sums
+            sums["images"] = sums.get("images", 0.0) + n
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0.0) + value * n
+            sums["seconds"] = sums.get("seconds", 0.0) + time.perf_counter() - tick
+            tick = time.perf_counter()
+            state.batch_in_epoch += 1
+            state.step += 1
+            self._rng_after_step = capture_rng()
+            self.reporter.on_step(self, values, n)
+            if self.settings.max_steps is not None and state.step >= self.settings.max_steps:
+                self.save("last", self.train_state())
+                return True
+        return False
+
+    def _step(self, batch: Any) -> dict[str, Any]:
+        with self.autocast():
+            outputs = self.module(batch)
+        loss = outputs["loss"]
+        if not torch.isfinite(loss.detach()):
+            raise KtaError(
+                f"loss became {loss.item()} at epoch {self.state.epoch} step "
+                f"{self.state.step}; the run stopped and best.ckpt is intact "
+                "(lower optim.lr, set trainer.grad_clip, or use fp32)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.settings.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.task.parameters(), self.settings.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step_update(num_updates=self.state.step + 1)
+        return outputs
+
+    def _end_epoch(self, val_loader: Any) -> None:
+        state = self.state
+        sums = state.epoch_sums
+        images = max(sums.pop("images", 0.0), 1.0)
+        seconds = sums.pop("seconds", 0.0)
+        record = {f"train_{k}": v / images for k, v in sums.items()}
+        record.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+        record.update(
+            epoch=state.epoch + 1, epoch_time=seconds, images_per_sec=images / max(seconds, 1e-9)
+        )
+        record.update({f"lr_group{i}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)})
+        state.history.append(record)
+        state.epoch += 1
+        state.batch_in_epoch, state.epoch_sums = 0, {}
+        self.scheduler.step(state.epoch, record.get(self.settings.monitor))
+        improved = self._track_best(record)
+        self.reporter.on_epoch_end(self, record, improved)
+        if improved:
+            self.save("best", self.train_state())
+        self.save("last", self.train_state())
+
+    def _track_best(self, record: dict[str, float]) -> bool:
+        state, settings = self.state, self.settings
+        value = record.get(settings.monitor)
+        if value is None or math.isnan(value):
+            return state.best_value is None
+        sign = 1.0 if settings.monitor_mode == "max" else -1.0
+        improved = (
+            state.best_value is None or sign * (value - state.best_value) > settings.min_delta
+        )
+        if improved:
+            state.best_value, state.best_epoch, state.bad_epochs = value, state.epoch, 0
+        else:
+            state.bad_epochs += 1
+            if settings.patience is not None and state.bad_epochs >= settings.patience:
+                state.stopped_early = True
+        return improved
+
+    @torch.no_grad()
+    def evaluate(self, loader: Any) -> dict[str, float]:
+        return evaluate(
+            self.task,
+            loader,
+            device=self.device,
+            channels_last=self.settings.channels_last,
+            autocast=self.autocast,
+        )
+
+
+@torch.no_grad()
+def evaluate(
+    task: nn.Module,
+    loader: Any,
+    *,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict[str, float]:
+    """Average every scalar the task returns over a loader, summed across processes."""
+    was_training = task.training
+    task.eval()
+    device = torch.device(device)
+    loader.set_epoch(0, 0)
+    totals: dict[str, float] = {}
+    count = 0.0
+    for batch in loader:
+        batch = to_device(batch, device, channels_last)
+        with autocast():
+            outputs = task(batch)
+        n = batch_size_of(batch)
+        count += n
+        for key, value in scalars(outputs).items():
+            totals[key] = totals.get(key, 0.0) + value * n
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        packed = torch.tensor([count, *totals.values()], dtype=torch.float64)
+        torch.distributed.all_reduce(packed)
+        count, totals = packed[0].item(), dict(zip(totals, packed[1:].tolist(), strict=True))
+    task.train(was_training)
+    return {k: v / max(count, 1.0) for k, v in totals.items()}

@@ -1,0 +1,67 @@
+"""Where a run executes: device, thread count, and the process group under torchrun."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from kta_cli.errors import KtaError
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise KtaError(
+            f"trainer.device={name!r} is not a device (auto, cpu, cuda, cuda:N)"
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise KtaError(f"trainer.device={name} but no CUDA device is available; use cpu or auto")
+    return device
+
+
+def start_runtime(device_name: str, threads: int | None = None) -> Runtime:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on GPU)."""
+    if threads:
+        torch.set_num_threads(threads)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world_size == 1:
+        return Runtime(device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    return Runtime(device, rank, world_size)
+
+
+def stop_runtime(runtime: Runtime) -> None:
+    if runtime.distributed and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def barrier(runtime: Runtime) -> None:
+    if runtime.distributed:
+        torch.distributed.barrier()
