@@ -20,10 +20,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kta_cli.commands.eval",
         "evaluate a checkpoint: accuracy, per-class, confusion matrix",
     ),
+    "distill": ("kta_cli.commands.distill", "distil a teacher into a student (temperature, hints)"),
+    "quantize": ("kta_cli.commands.quantize", "post-training int8 quantization and QAT, measured"),
+    "prune": ("kta_cli.commands.prune", "unstructured and structured pruning, iterative fine-tune"),
+    "explain": (
+        "kta_cli.commands.explain",
+        "saliency, Grad-CAM, IG, occlusion, SHAP; faithfulness",
+    ),
 }
 
 # Groups whose value may also be any timm model name without a YAML file of that name.
-MODEL_GROUPS = ("model", "student")
+MODEL_GROUPS = ("model", "student", "teacher")
 
 
 def config_dir() -> Path:

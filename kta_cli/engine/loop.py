@@ -145,6 +145,7 @@ class Trainer:
         self.reporter.on_fit_start(self, len(train_loader))
         try:
             while self.state.epoch < self.settings.epochs and not self.state.stopped_early:
+                self.task.train()  # before the hooks, so a hook may put parts in eval mode
                 for hook in self.epoch_hooks:
                     hook(self.state.epoch, self)
                 if self._train_epoch(train_loader):
@@ -161,7 +162,6 @@ class Trainer:
         """One epoch from state.batch_in_epoch on; True when max_steps stopped it."""
         state = self.state
         loader.set_epoch(state.epoch, state.batch_in_epoch)
-        self.task.train()
         self.reporter.on_epoch_start(self, state.epoch, state.batch_in_epoch)
         tick = time.perf_counter()
         for batch in loader:
@@ -263,7 +263,7 @@ def evaluate(
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[str, float]:
     """Average every scalar the task returns over a loader, summed across processes."""
-    was_training = task.training
+    modes = {module: module.training for module in task.modules()}
     task.eval()
     device = torch.device(device)
     loader.set_epoch(0, 0)
@@ -281,5 +281,6 @@ def evaluate(
         packed = torch.tensor([count, *totals.values()], dtype=torch.float64)
         torch.distributed.all_reduce(packed)
         count, totals = packed[0].item(), dict(zip(totals, packed[1:].tolist(), strict=True))
-    task.train(was_training)
+    for module, mode in modes.items():  # exactly as before: frozen BatchNorm stays in eval
+        module.training = mode
     return {k: v / max(count, 1.0) for k, v in totals.items()}

@@ -182,7 +182,22 @@ def build_model(
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
-    """Rebuild the exact model a kta checkpoint was saved from and load its weights."""
+    """Rebuild the exact model a kta checkpoint was saved from and load its weights.
+
+    `model_kind` says how: "timm" (default: timm architecture + state_dict), "pruned" (layer
+    shapes differ from the timm default) or "quantized" (a quantized program).
+    """
+    kind = checkpoint.get("model_kind", "timm")
+    if kind == "pruned":
+        from kta_cli.compress.pruned import pruned_model_from_checkpoint
+
+        return pruned_model_from_checkpoint(checkpoint)
+    if kind == "quantized":
+        from kta_cli.compress.quantized import quantized_model_from_checkpoint
+
+        return quantized_model_from_checkpoint(checkpoint)
+    if kind != "timm":
+        raise KtaError(f"unknown model_kind {kind!r} in checkpoint (made by a newer kta?)")
     args = checkpoint["model_args"]
     model = create_model(
         args["name"], num_classes=args["num_classes"], img_size=args.get("img_size")

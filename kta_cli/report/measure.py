@@ -1,0 +1,80 @@
+"""Measurements every compression report shows side by side: size, latency, accuracy."""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def parameter_bytes(model: nn.Module) -> int:
+    """Bytes held by parameters and buffers (quantized packed weights count via state_dict)."""
+    total = 0
+    for value in model.state_dict().values():
+        if isinstance(value, torch.Tensor):
+            total += value.numel() * value.element_size()
+    return total
+
+
+def serialized_bytes(obj: Any) -> int:
+    """Size of torch.save(obj) in memory (a state_dict, a model's weights)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getbuffer().nbytes
+
+
+def file_bytes(path: str | Path) -> int:
+    return Path(path).stat().st_size
+
+
+@torch.inference_mode()
+def latency_ms(
+    run: Callable[[torch.Tensor], Any], example: torch.Tensor, *, repeats: int = 20, warmup: int = 5
+) -> float:
+    """Median wall-clock milliseconds of run(example) after warm-up (set threads beforehand)."""
+    for _ in range(warmup):
+        run(example)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(example)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def interleaved_latency_ms(
+    runs: dict[str, Callable[[torch.Tensor], Any]],
+    example: torch.Tensor,
+    *,
+    rounds: int = 5,
+    repeats: int = 10,
+) -> dict[str, float]:
+    """Median latency of each candidate, measured in alternating rounds so drift hits all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for name, run in runs.items():
+        latency_ms(run, example, repeats=1, warmup=3)
+    for _ in range(rounds):
+        for name, run in runs.items():
+            samples[name].append(latency_ms(run, example, repeats=repeats, warmup=1))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+@torch.no_grad()
+def accuracy(model: Callable[[torch.Tensor], torch.Tensor], loader: Any) -> float:
+    """Top-1 accuracy of `model` over (images, labels) batches."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(0, 0)
+    correct = total = 0
+    for images, labels in loader:
+        predicted = model(images).argmax(dim=1)
+        correct += int((predicted == labels).sum())
+        total += len(labels)
+    return correct / max(total, 1)
