@@ -57,7 +57,7 @@ def interleaved_latency_ms(
 ) -> dict[str, float]:
     """Median latency of each candidate, measured in alternating rounds so drift hits all alike."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
-    for name, run in runs.items():
+    for run in runs.values():
         latency_ms(run, example, repeats=1, warmup=3)
     for _ in range(rounds):
         for name, run in runs.items():
