@@ -1,0 +1,288 @@
+"""`kta distill teacher=... student=...`: train a student on a frozen teacher's outputs.
+
+The training machinery is kta train's (loop settings, schedules, final metrics, the Trainer); what
+differs is the task (kta_cli/engine/distill_task.py). Builders for the teacher, the transfer set
+and the teacher cache live in kta_cli/commands/distill_setup.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from kta_cli.commands.distill_setup import (
+    baseline_metrics,
+    class_accuracy,
+    data_values_for,
+    distillation_task,
+    load_teacher,
+    prepare_cache,
+    teacher_source,
+    validate_distill,
+    without_class,
+)
+from kta_cli.commands.train import (
+    build_schedule,
+    count,
+    final_metrics,
+    loop_settings,
+    resume_path,
+    shared_run_dir,
+)
+from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.engine.checkpoint import git_commit, load_checkpoint, save_checkpoint
+from kta_cli.engine.loop import Interrupted, Trainer, evaluate
+from kta_cli.engine.optim import build_optimizer
+from kta_cli.engine.runtime import Runtime, barrier, start_runtime, stop_runtime
+from kta_cli.engine.state import seed_everything
+from kta_cli.engine.tasks import ClassificationTask
+from kta_cli.errors import KtaError
+from kta_cli.models.factory import build_model
+from kta_cli.report.reporter import TensorBoard, TrainingReporter, console, print_table
+from kta_cli.report.run_folder import config_as_dict, mark_latest, write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    validate_distill(cfg)
+    runtime = start_runtime(cfg.trainer.device, cfg.trainer.threads)
+    try:
+        return distill(cfg, runtime)
+    except Interrupted:
+        stop_runtime(runtime)
+        console.print(
+            "[yellow]interrupted[/yellow]: last.ckpt saved; continue with "
+            "kta distill trainer.resume=auto (or the run folder)"
+        )
+        sys.exit(130)
+    finally:
+        stop_runtime(runtime)
+
+
+def build_student(cfg: DictConfig, num_classes: int, img_size: int) -> torch.nn.Module:
+    return build_model(
+        cfg.student.name,
+        num_classes=num_classes,
+        img_size=img_size,
+        pretrained=cfg.student.pretrained,
+        checkpoint=cfg.student.checkpoint,
+        drop_rate=cfg.student.drop_rate,
+        init=cfg.student.init,
+    )
+
+
+def trainable_optimizer(cfg: DictConfig, module: torch.nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in module.parameters() if p.requires_grad]
+    return build_optimizer(
+        [{"params": params, "name": "all"}],
+        name=cfg.optim.name,
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        momentum=cfg.optim.get("momentum", 0.9),
+    )
+
+
+def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
+    run_dir = shared_run_dir(runtime)
+    teacher_path, teacher_name = teacher_source(cfg.teacher.name, cfg.teacher.checkpoint)
+    teacher_checkpoint = load_checkpoint(teacher_path) if teacher_name is None else None
+    data_values = data_values_for(cfg, teacher_checkpoint)
+    data = build_data(spec_from_dict(data_values), rank=runtime.rank, world_size=runtime.world_size)
+    img_size, num_classes = data.spec.img_size, len(data.class_names)
+    teacher, teacher_arch = load_teacher(
+        teacher_path, teacher_name, teacher_checkpoint, num_classes=num_classes, img_size=img_size
+    )
+    train_loader = without_class(data.train, cfg.distill.omit_class, num_classes)
+    seed_everything(cfg.seed + runtime.rank)
+    student = build_student(cfg, num_classes, img_size)
+    task = distillation_task(cfg.distill, student, teacher, train_loader, cfg.trainer.epochs)
+    task.to(runtime.device)
+    resume_from = resume_path(
+        "outputs/distill/latest" if cfg.trainer.resume == "auto" else cfg.trainer.resume
+    )
+    started = time.perf_counter()
+    fit_loader, cache_note = prepare_cache(
+        cfg.distill, task, train_loader, data_values, teacher_path, runtime.device
+    )
+    cache_seconds = time.perf_counter() - started
+    optimizer = trainable_optimizer(cfg, task)
+    scheduler = build_schedule(cfg, optimizer, len(train_loader))
+    config = config_as_dict(cfg)
+    config["data"] = data_values  # the resolved preprocessing, so eval rebuilds the same data
+    config["teacher"] = {"name": teacher_arch, "checkpoint": str(teacher_path)}
+    base_payload = {
+        "model_args": {"name": cfg.student.name, "num_classes": num_classes, "img_size": img_size},
+        "data": data.spec.describe(),
+        "class_names": data.class_names,
+        "config": config,
+        "parent": str(teacher_path),
+        "git_commit": git_commit(),
+        "command": "distill",
+    }
+
+    def save(kind: str, train_state: dict[str, Any]) -> None:
+        if not runtime.is_main:
+            return
+        loop = train_state["loop"]
+        payload = {
+            **base_payload,
+            "model": student.state_dict(),
+            "metrics": {
+                "best_" + trainer.settings.monitor: loop["best_value"],
+                "best_epoch": loop["best_epoch"],
+                "epochs_run": loop["epoch"],
+            },
+        }
+        if kind == "last":  # what resume needs besides the student: adapters and loop state
+            payload["train_state"] = train_state
+            payload["adapters"] = task.adapters.state_dict()
+        save_checkpoint(run_dir / f"{kind}.ckpt", payload)
+
+    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard and runtime.is_main else None)
+    reporter = TrainingReporter(
+        tensorboard,
+        enabled=runtime.is_main,
+        progress=cfg.trainer.progress,
+        log_every=cfg.trainer.log_every,
+    )
+    trainer = Trainer(
+        task,
+        optimizer,
+        scheduler,
+        settings=loop_settings(cfg, runtime),
+        save=save,
+        reporter=reporter,
+        epoch_hooks=[task.sync_step],
+        distributed=runtime.distributed,
+    )
+    if resume_from is not None:
+        resumed = load_checkpoint(resume_from)
+        if "train_state" not in resumed or resumed.get("command") != "distill":
+            raise KtaError(f"{resume_from} is not a distill last.ckpt; nothing to resume")
+        student.load_state_dict(resumed["model"])
+        task.adapters.load_state_dict(resumed.get("adapters", {}))
+        trainer.load_train_state(resumed["train_state"])
+    if runtime.is_main:
+        log.info("run folder: %s", run_dir)
+        log.info("teacher %s (%s): %d parameters", teacher_arch, teacher_path, count(teacher))
+        log.info("student %s: %d parameters", cfg.student.name, count(student))
+        log.info("teacher outputs: %s", cache_note)
+
+    started = time.perf_counter()
+    trainer.fit(fit_loader, data.val)
+    barrier(runtime)
+    metrics = final_metrics(trainer, data, run_dir, student, runtime, time.perf_counter() - started)
+    metrics["teacher_cache"] = cache_note
+    metrics["teacher_cache_seconds"] = cache_seconds
+    metrics.update(
+        report_against_teacher(
+            cfg, teacher, student, data, train_loader, runtime, run_dir, metrics, base_payload
+        )
+    )
+    if runtime.is_main:
+        write_metrics(
+            run_dir, {**metrics, "teacher": str(teacher_path), "parent": str(teacher_path)}
+        )
+        tensorboard.hparams(
+            hparams_of_distill(cfg, teacher_arch),
+            {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)},
+        )
+        tensorboard.close()
+        mark_latest(run_dir, "distill")
+        print_table(
+            f"kta distill: {teacher_arch} -> {cfg.student.name} on {data.spec.name}",
+            {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
+        )
+        console.print(f"run folder: {run_dir}")
+    return metrics
+
+
+def report_against_teacher(
+    cfg: DictConfig,
+    teacher: torch.nn.Module,
+    student: torch.nn.Module,
+    data: Any,
+    train_loader: Any,
+    runtime: Runtime,
+    run_dir: Path,
+    metrics: dict[str, Any],
+    base_payload: dict[str, Any],
+) -> dict[str, Any]:
+    """Teacher accuracy, the no-teacher baseline and gap closure, the omitted class's accuracy."""
+    device = runtime.device
+    report: dict[str, Any] = {
+        "teacher_test_acc": evaluate(ClassificationTask(teacher), data.test, device=device)["acc"],
+        "student_parameters": count(student),
+        "teacher_parameters": count(teacher),
+    }
+    baseline = None
+    if cfg.distill.baseline:
+        seed_everything(cfg.seed + runtime.rank)  # the same initial student as the distilled one
+        baseline = build_student(cfg, len(data.class_names), data.spec.img_size).to(device)
+        optimizer = trainable_optimizer(cfg, baseline)
+
+        def save_best(model: torch.nn.Module, path: Path) -> None:
+            if runtime.is_main:  # a plain student checkpoint: no teacher, same config otherwise
+                save_checkpoint(
+                    path,
+                    {
+                        **base_payload,
+                        "model": model.state_dict(),
+                        "parent": None,
+                        "command": "distill-baseline",
+                    },
+                )
+
+        board = run_dir / "baseline" if cfg.logger.tensorboard and runtime.is_main else None
+        report.update(
+            baseline_metrics(
+                baseline,
+                optimizer=optimizer,
+                scheduler=build_schedule(cfg, optimizer, len(train_loader)),
+                settings=loop_settings(cfg, runtime),
+                data=data,
+                train_loader=train_loader,
+                save_best=save_best,
+                checkpoint=run_dir / "baseline.ckpt",
+                tensorboard=board,
+                student_acc=metrics.get("test_acc"),
+                teacher_acc=report["teacher_test_acc"],
+            )
+        )
+    omitted = cfg.distill.omit_class
+    if omitted is not None:
+        report["omitted_class"] = data.class_names[omitted]
+        for prefix, model in (("", student), ("teacher_", teacher), ("scratch_", baseline)):
+            if model is not None:
+                report[f"{prefix}omitted_class_test_acc"] = class_accuracy(
+                    model, data.test, omitted, device
+                )
+    return report
+
+
+def hparams_of_distill(cfg: DictConfig, teacher_arch: str) -> dict[str, Any]:
+    options = cfg.distill
+    return {
+        "teacher": teacher_arch,
+        "student": cfg.student.name,
+        "data": cfg.data.name,
+        "optim": cfg.optim.name,
+        "lr": cfg.optim.lr,
+        "sched": cfg.sched.name,
+        "epochs": cfg.trainer.epochs,
+        "batch_size": cfg.data.batch_size,
+        "temperature": options.temperature,
+        "temperature_schedule": options.temperature_schedule,
+        "alpha": options.alpha,
+        "alpha_schedule": options.alpha_schedule,
+        "kd_weight": options.kd_weight,
+        "mse_weight": options.mse_weight,
+        "hints": len(options.hints),
+    }
