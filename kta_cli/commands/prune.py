@@ -1,0 +1,362 @@
+"""`kta prune ckpt=... prune.method=... prune.ratio=...`: prune, fine-tune, measure, save.
+
+The only module that reads the config: it builds the pieces in kta_cli/compress/prune_* and
+hands them plain arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from kta_cli.commands.eval import data_spec_for
+from kta_cli.compress import prune_report as report
+from kta_cli.compress.prune_layers import layers_to_prune, resolve_ignored, resolve_layer_ratios
+from kta_cli.compress.prune_schedule import (
+    IterativeResult,
+    iterative_prune,
+    schedule_ratios,
+    sensitivity,
+)
+from kta_cli.compress.prune_structured import (
+    StructuredPruner,
+    accumulate_gradients,
+    check_forward,
+    count_macs_and_params,
+    prune_one_layer,
+)
+from kta_cli.compress.prune_unstructured import (
+    UNSTRUCTURED_CRITERIA,
+    layer_sparsity,
+    make_permanent,
+    overall_sparsity,
+    prune_unstructured,
+)
+from kta_cli.compress.pruned import conv_groups_of
+from kta_cli.config import choice, fraction, positive, require
+from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.engine.checkpoint import git_commit, load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import save_checkpoint as write_checkpoint
+from kta_cli.engine.finetune import fine_tune
+from kta_cli.engine.loop import evaluate
+from kta_cli.engine.runtime import resolve_device
+from kta_cli.engine.state import seed_everything
+from kta_cli.engine.tasks import ClassificationTask
+from kta_cli.errors import KtaError, did_you_mean
+from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.report.measure import file_bytes, interleaved_latency_ms
+from kta_cli.report.reporter import TensorBoard, console, print_table
+from kta_cli.report.run_folder import config_as_dict, current_run_dir, mark_latest, write_metrics
+
+log = logging.getLogger(__name__)
+METHODS = ("structured", "unstructured")
+
+
+def validate(cfg: DictConfig) -> None:
+    method = cfg.prune.method
+    if method not in METHODS:
+        raise KtaError(did_you_mean(str(method), METHODS, what="prune.method"))
+    fraction(cfg, "prune.ratio")
+    choice(cfg, "prune.scope", ("global", "layer"))
+    choice(cfg, "prune.schedule", ("linear", "cubic"))
+    positive(cfg, "prune.steps")
+    require(cfg, "prune.max_layer_ratio", float, check=lambda v: 0 < v <= 1, rule="in (0, 1]")
+    positive(cfg, "prune.round_to", optional=True)
+    positive(cfg, "prune.max_allowed_loss", float, optional=True)
+    require(cfg, "finetune.epochs", int, check=lambda v: v >= 0, rule=">= 0")
+    positive(cfg, "finetune.lr", float)
+    for ratio in cfg.prune.sensitivity_ratios:
+        if not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+            raise KtaError(f"prune.sensitivity_ratios must be numbers in (0, 1), got {ratio!r}")
+    if method == "unstructured" and cfg.importance.name not in UNSTRUCTURED_CRITERIA:
+        raise KtaError(
+            f"importance={cfg.importance.name} ranks whole channels; with "
+            f"prune.method=unstructured use importance={'|'.join(UNSTRUCTURED_CRITERIA)}"
+        )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    validate(cfg)
+    seed_everything(cfg.seed)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    device = resolve_device(cfg.trainer.device)
+    path = resolve_checkpoint(cfg.ckpt)
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("model_kind", "timm") not in ("timm", "pruned"):
+        raise KtaError(
+            f"{path} holds a {checkpoint['model_kind']} model; prune the float checkpoint "
+            "it came from, then quantize the pruned one"
+        )
+    model = model_from_checkpoint(checkpoint)
+    data = build_data(spec_from_dict(data_spec_for(cfg, checkpoint)))
+    if len(data.class_names) != checkpoint["model_args"]["num_classes"]:
+        raise KtaError(
+            f"the checkpoint has {checkpoint['model_args']['num_classes']} classes, the data "
+            f"{len(data.class_names)}; pick data.classes to match"
+        )
+    return prune_and_report(cfg, checkpoint, path, model, data, device)
+
+
+class Session:
+    """The model being pruned, its data and the measurements every stage shares."""
+
+    def __init__(
+        self, cfg: DictConfig, model: torch.nn.Module, name: str, data: Any, device: Any
+    ) -> None:
+        self.cfg, self.model, self.model_name = cfg, model, name
+        self.data, self.device = data, device
+        size = data.spec.img_size
+        self.example = torch.randn(1, 3, size, size)
+        self.ignored = resolve_ignored(model, list(cfg.prune.ignore))
+        ratios = OmegaConf.to_container(cfg.prune.layer_ratios, resolve=True) or {}
+        self.layer_ratios = resolve_layer_ratios(model, ratios, self.ignored)
+        self.layers = layers_to_prune(model, self.ignored)
+        self.criterion = cfg.importance.name
+        self.importance = instantiate(cfg.importance.criterion)
+        self.targets = schedule_ratios(cfg.prune.ratio, cfg.prune.steps, cfg.prune.schedule)
+
+    def evaluate(self, model: torch.nn.Module | None = None, test: bool = True) -> dict[str, float]:
+        task = ClassificationTask((model or self.model).to(self.device))
+        values = evaluate(task, self.data.val, device=self.device)
+        if test:
+            tested = evaluate(task, self.data.test, device=self.device)
+            values.update(test_loss=tested["loss"], test_acc=tested["acc"])
+        return values
+
+    def gradients_if_needed(self, model: torch.nn.Module) -> None:
+        if self.cfg.importance.gradients:
+            self.data.train.set_epoch(0, 0)
+            count = self.cfg.importance.get("batches", 4)
+            accumulate_gradients(model, iter(self.data.train), count, self.device)
+
+    def fine_tune(self, step: int) -> None:
+        ft = self.cfg.finetune
+        if ft.epochs == 0:
+            return
+        console.print(f"step {step}: fine-tuning {ft.epochs} epoch(s)")
+        fine_tune(
+            self.model, self.data.train, self.data.val, epochs=ft.epochs, lr=ft.lr,
+            optimizer=ft.optimizer, weight_decay=ft.weight_decay, schedule=ft.schedule,
+            device=str(self.device), progress=bool(self.cfg.trainer.progress),
+        )  # fmt: skip
+
+    def step_ratio(self, layer_ratio: float, step: int) -> float:
+        return schedule_ratios(layer_ratio, self.cfg.prune.steps, self.cfg.prune.schedule)[step]
+
+
+def run_structured(session: Session) -> IterativeResult:
+    cfg, model = session.cfg, session.model
+    macs0, params0 = count_macs_and_params(model, session.example)
+    pruner = StructuredPruner(
+        model, session.example, session.importance, ratio=cfg.prune.ratio,
+        steps=cfg.prune.steps, schedule=cfg.prune.schedule, scope=cfg.prune.scope,
+        layer_ratios=session.layer_ratios, ignored=session.ignored,
+        max_layer_ratio=cfg.prune.max_layer_ratio, round_to=cfg.prune.round_to,
+    )  # fmt: skip
+
+    def prune_step(step: int) -> dict[str, Any]:
+        session.gradients_if_needed(model)
+        pruner.step()
+        model.zero_grad(set_to_none=True)
+        check_forward(model, session.example, session.model_name)
+        macs, params = count_macs_and_params(model, session.example)
+        console.print(f"step {step}: {params0} -> {params} parameters, {macs0} -> {macs} MACs")
+        return {"sparsity": 1 - params / params0, "params": params, "macs": macs}
+
+    return iterative_prune(
+        model, targets=session.targets, prune_step=prune_step, fine_tune=session.fine_tune,
+        evaluate=session.evaluate, snapshot=lambda: copy.deepcopy(model),
+        max_allowed_loss=cfg.prune.max_allowed_loss,
+    )  # fmt: skip
+
+
+def run_unstructured(session: Session) -> IterativeResult:
+    cfg, model = session.cfg, session.model
+
+    def prune_step(step: int) -> dict[str, Any]:
+        make_permanent(model)
+        session.gradients_if_needed(model)
+        prune_unstructured(
+            session.layers, session.targets[step], criterion=session.criterion,
+            scope=cfg.prune.scope,
+            layer_ratios={n: session.step_ratio(r, step) for n, r in session.layer_ratios.items()},
+        )  # fmt: skip
+        model.zero_grad(set_to_none=True)
+        sparsity = overall_sparsity(session.layers)
+        console.print(f"step {step}: {sparsity:.4f} of the pruned layers' weights are zero")
+        return {"sparsity": sparsity}
+
+    return iterative_prune(
+        model, targets=session.targets, prune_step=prune_step, fine_tune=session.fine_tune,
+        evaluate=session.evaluate, snapshot=lambda: make_permanent(copy.deepcopy(model)),
+        max_allowed_loss=cfg.prune.max_allowed_loss,
+    )  # fmt: skip
+
+
+def run_sensitivity(session: Session, baseline: float) -> dict[str, dict[float, float]]:
+    cfg = session.cfg
+    ratios = [float(r) for r in cfg.prune.sensitivity_ratios]
+    names = list(session.layers)
+    console.print(f"sensitivity: {len(names)} layers x {len(ratios)} ratios")
+    if cfg.prune.method == "structured":
+
+        def prune_one(model: torch.nn.Module, name: str, ratio: float) -> None:
+            prune_one_layer(model, name, ratio, session.importance, session.example,
+                            session.ignored)  # fmt: skip
+    else:
+
+        def prune_one(model: torch.nn.Module, name: str, ratio: float) -> None:
+            session.gradients_if_needed(model)
+            layer = {name: model.get_submodule(name)}
+            prune_unstructured(layer, ratio, criterion=session.criterion, scope="layer")
+
+    return sensitivity(
+        session.model, names, ratios, prune_one=prune_one,
+        evaluate=lambda m: session.evaluate(m, test=False),
+    )  # fmt: skip
+
+
+def measure_latency(
+    session: Session, original: torch.nn.Module, pruned: torch.nn.Module
+) -> dict[str, float]:
+    cfg = session.cfg.measure
+    size = session.data.spec.img_size
+    example = torch.randn(cfg.batch_size, 3, size, size)
+    runs = {"input": original.cpu().eval(), "pruned": pruned.cpu().eval()}
+    latency = interleaved_latency_ms(runs, example, rounds=cfg.rounds)
+    return {
+        "latency_ms_before": latency["input"],
+        "latency_ms_after": latency["pruned"],
+        "latency_ratio": latency["pruned"] / latency["input"],
+    }
+
+
+def save_pruned(
+    session: Session, checkpoint: dict[str, Any], parent: Any, model: torch.nn.Module,
+    metrics: dict[str, Any],
+) -> Any:  # fmt: skip
+    cfg = session.cfg
+    path = current_run_dir() / "model.ckpt"
+    write_checkpoint(path, {
+        "model_kind": "pruned",
+        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "model_args": dict(checkpoint["model_args"]),
+        "data": checkpoint["data"],
+        "class_names": checkpoint.get("class_names") or session.data.class_names,
+        "config": {**checkpoint.get("config", {}), "prune": config_as_dict(cfg)},
+        "parent": str(parent),
+        "command": "prune",
+        "git_commit": git_commit(),
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},
+        "pruning": {
+            "method": cfg.prune.method,
+            "importance": session.criterion,
+            "ratio": float(cfg.prune.ratio),
+            "conv_groups": conv_groups_of(model),
+        },
+    })  # fmt: skip
+    return path
+
+
+def layer_rows(session: Session, original: torch.nn.Module, model: torch.nn.Module) -> dict:
+    """Per layer: sparsity (unstructured) or output channels before and after (structured)."""
+    if session.cfg.prune.method == "unstructured":
+        layers = {n: model.get_submodule(n) for n in session.layers}
+        return layer_sparsity(layers)
+    rows = {}
+    for name in session.layers:
+        before, after = original.get_submodule(name), model.get_submodule(name)
+        width = "out_channels" if hasattr(before, "out_channels") else "out_features"
+        rows[name] = [getattr(before, width), getattr(after, width)]
+    return rows
+
+
+def prune_and_report(
+    cfg: DictConfig, checkpoint: dict[str, Any], path: Any, model: torch.nn.Module, data: Any,
+    device: Any,
+) -> dict[str, Any]:  # fmt: skip
+    name = checkpoint["model_args"]["name"]
+    session = Session(cfg, model.to(device), name, data, device)
+    run_dir = current_run_dir()
+    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
+    start = session.evaluate()
+    before = report.size_figures(model, count_macs_and_params(model.cpu(), session.example)[0])
+    model.to(device)
+    tables, figures = [], {}
+    sensitivity_rows = None
+    if cfg.prune.sensitivity:
+        sensitivity_rows = run_sensitivity(session, start["acc"])
+        tables.append(report.sensitivity_table(sensitivity_rows, start["acc"]))
+        figures["sensitivity"] = report.sensitivity_figure(sensitivity_rows, start["acc"])
+    runner = run_structured if cfg.prune.method == "structured" else run_unstructured
+    result = runner(session)
+    pruned = result.model.cpu().eval()
+    original = model_from_checkpoint(checkpoint).eval()
+    after = report.size_figures(pruned, count_macs_and_params(pruned, session.example)[0])
+    kept = next((r for r in result.records if r.step == result.best_step), None)
+    metrics = summary_metrics(session, path, result, start, kept, before, after)
+    if cfg.measure.latency:
+        metrics.update(measure_latency(session, original, pruned))
+    for record in result.records:
+        values = {f"{k}_pruned": v for k, v in record.pruned.items()}
+        values.update({f"{k}_tuned": v for k, v in record.tuned.items()})
+        tensorboard.scalars({**values, "sparsity": record.sparsity}, record.step, prefix="prune/")
+    xlabel = "weight sparsity" if cfg.prune.method == "unstructured" else "parameters removed"
+    figures["accuracy_vs_sparsity"] = report.accuracy_vs_sparsity_figure(
+        start, result.records, xlabel
+    )
+    report.save_figures(run_dir, figures, tensorboard)
+    tensorboard.close()
+    saved = save_pruned(session, checkpoint, path, pruned, metrics)
+    metrics["file_bytes"] = file_bytes(saved)
+    layers = layer_rows(session, original, pruned)
+    full = {**metrics, "layers": layers, "steps": [vars(r) for r in result.records]}
+    if sensitivity_rows is not None:
+        full["sensitivity"] = {n: {str(r): a for r, a in row.items()} for n, row in
+                               sensitivity_rows.items()}  # fmt: skip
+    write_metrics(run_dir, full)
+    mark_latest(run_dir, "prune")
+    columns = ("sparsity",) if cfg.prune.method == "unstructured" else ("channels before", "after")
+    tables += [
+        report.steps_table(result.records, result.best_step),
+        report.layers_table("layers", layers, columns),
+    ]
+    report.print_tables(*tables)
+    print_table(f"kta prune: {name} ({cfg.prune.method}, {session.criterion})", metrics)
+    if result.best_step == 0:
+        console.print("[yellow]no step met prune.max_allowed_loss: saved the input, unpruned")
+    console.print(f"run folder: {run_dir}")
+    return metrics
+
+
+def summary_metrics(
+    session: Session, path: Any, result: IterativeResult, start: dict[str, float],
+    kept: Any, before: dict[str, int], after: dict[str, int],
+) -> dict[str, Any]:  # fmt: skip
+    cfg = session.cfg
+    metrics: dict[str, Any] = {
+        "checkpoint": str(path),
+        "method": cfg.prune.method,
+        "importance": session.criterion,
+        "ratio": float(cfg.prune.ratio),
+        "steps_run": len(result.records),
+        "kept_step": result.best_step,
+        "stopped_on_max_loss": result.stopped_early,
+        "sparsity": kept.sparsity if kept else 0.0,
+    }
+    for key in before:
+        metrics[f"{key}_before"], metrics[f"{key}_after"] = before[key], after[key]
+    metrics["params_ratio"] = after["params"] / max(before["params"], 1)
+    metrics["macs_ratio"] = after["macs"] / max(before["macs"], 1)
+    metrics["test_acc_before"] = start["test_acc"]
+    metrics["test_acc_after_pruning"] = kept.pruned["test_acc"] if kept else start["test_acc"]
+    metrics["test_acc_after_finetune"] = kept.tuned["test_acc"] if kept else start["test_acc"]
+    metrics["val_loss_before"] = start["loss"]
+    metrics["val_loss_after"] = kept.tuned["loss"] if kept else start["loss"]
+    return metrics

@@ -1,0 +1,127 @@
+"""What `kta prune` shows: measurements of a model, rich tables, and PNG figures."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.table import Table
+from torch import nn
+
+from kta_cli.compress.prune_schedule import StepRecord
+from kta_cli.report.figures import plt, save_figure
+from kta_cli.report.measure import parameter_bytes
+from kta_cli.report.reporter import console
+
+
+def weights_zlib_bytes(model: nn.Module) -> int:
+    """Size of the weights after generic compression: where unstructured zeros pay off on disk."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return len(zlib.compress(buffer.getbuffer(), level=1))
+
+
+def size_figures(model: nn.Module, macs: int) -> dict[str, int]:
+    params = sum(p.numel() for p in model.parameters())
+    nonzero = sum(int(p.count_nonzero()) for p in model.parameters())
+    return {
+        "params": params,
+        "nonzero_params": nonzero,
+        "macs": macs,
+        "weights_bytes": parameter_bytes(model),
+        "weights_zlib_bytes": weights_zlib_bytes(model),
+    }
+
+
+def steps_table(records: list[StepRecord], best_step: int) -> Table:
+    table = Table(title="pruning steps (val)", header_style="bold")
+    for column in ("step", "target", "reached", "acc pruned", "acc tuned", "loss tuned", ""):
+        table.add_column(column, justify="right")
+    for r in records:
+        mark = "kept" if r.step == best_step else ("over max loss" if not r.meets else "")
+        table.add_row(
+            str(r.step),
+            f"{r.target:.3f}",
+            f"{r.sparsity:.3f}",
+            f"{r.pruned['acc']:.4f}",
+            f"{r.tuned['acc']:.4f}",
+            f"{r.tuned['loss']:.4f}",
+            mark,
+        )
+    return table
+
+
+def layers_table(title: str, rows: dict[str, Any], columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, header_style="bold")
+    table.add_column("layer")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, values in rows.items():
+        values = values if isinstance(values, (list, tuple)) else [values]
+        table.add_row(name, *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
+    return table
+
+
+def sensitivity_table(table: dict[str, dict[float, float]], baseline: float) -> Table:
+    ratios = next(iter(table.values())).keys() if table else []
+    out = Table(title=f"sensitivity: val acc with one layer pruned (input {baseline:.4f})")
+    out.add_column("layer")
+    for ratio in ratios:
+        out.add_column(f"{ratio:g}", justify="right")
+    for name, row in table.items():
+        out.add_row(name, *(f"{acc:.4f}" for acc in row.values()))
+    return out
+
+
+def accuracy_vs_sparsity_figure(
+    start: dict[str, float], records: list[StepRecord], xlabel: str
+) -> Any:
+    """Test accuracy after each pruning step, before and after its fine-tuning."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    xs = [0.0, *(r.sparsity for r in records)]
+    axes.plot(
+        xs,
+        [start["test_acc"], *(r.pruned["test_acc"] for r in records)],
+        "o--",
+        label="after pruning",
+    )
+    axes.plot(
+        xs,
+        [start["test_acc"], *(r.tuned["test_acc"] for r in records)],
+        "o-",
+        label="after fine-tuning",
+    )
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("test accuracy")
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def sensitivity_figure(table: dict[str, dict[float, float]], baseline: float) -> Any:
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours before any repeats
+    for name, row in table.items():
+        axes.plot([0.0, *row.keys()], [baseline, *row.values()], marker="o", label=name)
+    axes.set_xlabel("ratio pruned in this layer alone")
+    axes.set_ylabel("val accuracy (no fine-tuning)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=6, ncol=2 if len(table) > 12 else 1)
+    figure.tight_layout()
+    return figure
+
+
+def save_figures(run_dir: Path, figures: dict[str, Any], tensorboard: Any) -> None:
+    for name, figure in figures.items():
+        tensorboard.figure(f"prune/{name}", figure)
+        save_figure(figure, run_dir / f"{name}.png")
+
+
+def print_tables(*tables: Table) -> None:
+    for table in tables:
+        console.print(table)

@@ -1,0 +1,137 @@
+"""Structured pruning with Torch-Pruning: whole channels leave, coupled layers shrink together.
+
+Torch-Pruning's dependency graph finds every layer that shares a channel (a residual sum, the
+BatchNorm after a conv, the next layer's inputs) and removes the channel from all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from kta_cli.compress.prune_schedule import schedule_ratios
+from kta_cli.errors import KtaError
+
+
+def import_torch_pruning() -> Any:
+    try:
+        import torch_pruning
+    except ImportError as error:  # only pruning itself needs it; reloading a result does not
+        raise KtaError(
+            "structured pruning needs torch-pruning: pip install torch-pruning"
+        ) from error
+    return torch_pruning
+
+
+def count_macs_and_params(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    """Multiply-accumulates of one forward pass on `example`, and parameters."""
+    tp = import_torch_pruning()
+    macs, params = tp.utils.count_ops_and_params(model, example)
+    return int(macs), int(params)
+
+
+def check_forward(model: nn.Module, example: torch.Tensor, name: str) -> None:
+    """Refuse a pruned model whose forward no longer runs (attention with fixed head sizes)."""
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    except RuntimeError as error:
+        raise KtaError(
+            f"structured pruning broke {name}'s forward pass ({str(error).splitlines()[0]}); "
+            "structured pruning supports CNNs, use prune.method=unstructured for this model"
+        ) from error
+
+
+class StructuredPruner:
+    """Remove channels in `steps` steps up to `ratio` (of each group's original channels).
+
+    scope "global" ranks channels across all layers (importance normalised per layer), "layer"
+    prunes each layer by the same ratio; `layer_ratios` overrides single layers.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example: torch.Tensor,
+        importance: Any,
+        *,
+        ratio: float,
+        steps: int = 1,
+        schedule: str = "linear",
+        scope: str = "global",
+        layer_ratios: dict[str, float] | None = None,
+        ignored: list[str] | None = None,
+        max_layer_ratio: float = 0.9,
+        round_to: int | None = None,
+    ) -> None:
+        tp = import_torch_pruning()
+        modules = dict(model.named_modules())
+        self.model, self.example = model, example
+        self.pruner = tp.pruner.MetaPruner(
+            model,
+            example,
+            importance=importance,
+            global_pruning=scope == "global",
+            pruning_ratio=ratio,
+            pruning_ratio_dict={modules[n]: r for n, r in (layer_ratios or {}).items()},
+            max_pruning_ratio=max_layer_ratio,
+            iterative_steps=steps,
+            iterative_pruning_ratio_scheduler=partial(schedule_ratios, kind=schedule),
+            ignored_layers=[modules[n] for n in ignored or []],
+            round_to=round_to,
+        )
+
+    def step(self) -> None:
+        """One pruning step (the next ratio of the schedule); call gradients first for Taylor."""
+        self.pruner.step()
+
+
+def accumulate_gradients(
+    model: nn.Module, batches: Iterator[Any], count: int, device: torch.device
+) -> None:
+    """Loss gradients over `count` training batches, for Taylor importance (no weight update).
+
+    Eval mode: BatchNorm running statistics must not move while we only measure.
+    """
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    for _, (images, labels) in zip(range(count), batches, strict=False):
+        loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+        loss.backward()
+
+
+def prune_one_layer(
+    model: nn.Module,
+    layer_name: str,
+    ratio: float,
+    importance: Any,
+    example: torch.Tensor,
+    ignored: list[str],
+) -> int:
+    """Remove `ratio` of one layer's output channels (and its coupled group); returns how many."""
+    tp = import_torch_pruning()
+    modules = dict(model.named_modules())
+    layer = modules[layer_name]
+    graph = tp.DependencyGraph().build_dependency(
+        model, example_inputs=example, ignored_layers=[modules[n] for n in ignored]
+    )
+    prune_fn = graph.get_pruner_of_module(layer).prune_out_channels
+    channels = prune_fn.__self__.get_out_channels(layer)
+    group = graph.get_pruning_group(layer, prune_fn, idxs=list(range(channels)))
+    scores = importance(group)
+    count = int(ratio * channels)
+    if count == 0 or scores is None:
+        return 0
+    idxs = torch.argsort(scores)[:count].tolist()
+    group = graph.get_pruning_group(layer, prune_fn, idxs=idxs)
+    if not graph.check_pruning_group(group):
+        return 0  # would empty a layer
+    group.prune()
+    return count
+
+
+PruneOne = Callable[[nn.Module, str, float], int]
