@@ -1,0 +1,427 @@
+"""`kta explain --method gradcam ckpt=...`: heatmaps, faithfulness, data-set views, comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from kta_cli.commands.eval import data_spec_for
+from kta_cli.config import choice, positive, require
+from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.data.transforms import normalize
+from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.errors import KtaError, did_you_mean
+from kta_cli.explain import faithfulness as faith
+from kta_cli.explain.compare import heatmap_agreement
+from kta_cli.explain.inputs import Batch, collect, read_images, sample_batch
+from kta_cli.explain.methods import Explainer, Settings, method_names
+from kta_cli.explain.overlays import Row, curves_figure, denormalize, patches_figure, rows_figure
+from kta_cli.explain.views import (
+    class_accuracy,
+    confident_mistakes,
+    layer_maps,
+    strongest_channels,
+    top_patches,
+)
+from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.report.figures import save_figure
+from kta_cli.report.reporter import TensorBoard, console, print_table
+from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics
+
+
+def validate(cfg: DictConfig) -> None:
+    choice(cfg, "split", ("train", "val", "test"))
+    choice(cfg, "faithfulness.reference", ("grey", "black", "blur"))
+    for key in (
+        "n",
+        "batch_size",
+        "grid_rows",
+        "integrated_gradients.steps",
+        "smoothgrad.samples",
+        "shap.samples",
+        "kernel_shap.samples",
+        "kernel_shap.cells",
+        "faithfulness.steps",
+        "faithfulness.random_repeats",
+        "patterns.count",
+        "patterns.top",
+        "patterns.images",
+    ):
+        positive(cfg, key)
+    for key in ("occlusion.window", "occlusion.stride", "patterns.patch"):
+        positive(cfg, key, optional=True)
+    require(cfg, "smoothgrad.noise", float, check=lambda v: v >= 0, rule=">= 0")
+    require(cfg, "views.mistakes", int, check=lambda v: v >= 0, rule=">= 0")
+
+
+def settings_from(cfg: DictConfig) -> Settings:
+    return Settings(
+        batch_size=cfg.batch_size,
+        ig_steps=cfg.integrated_gradients.steps,
+        smoothgrad_samples=cfg.smoothgrad.samples,
+        smoothgrad_noise=float(cfg.smoothgrad.noise),
+        occlusion_window=cfg.occlusion.window,
+        occlusion_stride=cfg.occlusion.stride,
+        shap_samples=cfg.shap.samples,
+        kernel_shap_samples=cfg.kernel_shap.samples,
+        kernel_shap_cells=cfg.kernel_shap.cells,
+        seed=cfg.seed,
+    )
+
+
+def target_classes(target: Any, predicted: torch.Tensor, class_names: list[str]) -> torch.Tensor:
+    """The class each image is explained for: its prediction, or one given class for all."""
+    if target is None:
+        return predicted
+    if isinstance(target, int) and not isinstance(target, bool):
+        if not 0 <= target < len(class_names):
+            raise KtaError(f"target={target} is not a class index (0-{len(class_names) - 1})")
+        return torch.full_like(predicted, target)
+    if str(target) not in class_names:
+        raise KtaError(did_you_mean(str(target), class_names, what="target class"))
+    return torch.full_like(predicted, class_names.index(str(target)))
+
+
+def explain_all(
+    explainer: Explainer, methods: list[str], images: torch.Tensor, targets: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Heatmaps per method, computed `batch_size` images at a time (memory stays bounded)."""
+    size = explainer.settings.batch_size
+    return {
+        method: torch.cat(
+            [
+                explainer.explain(method, x, t)
+                for x, t in zip(images.split(size), targets.split(size), strict=True)
+            ]
+        )
+        for method in methods
+    }
+
+
+def make_rows(
+    batch: Batch,
+    pictures: torch.Tensor,
+    heatmaps: dict[str, torch.Tensor],
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    names: list[str],
+) -> list[Row]:
+    confidence, predicted = probabilities.max(dim=1)
+    return [
+        Row(
+            name=batch.names[i],
+            image=pictures[i],
+            heatmaps={m: h[i] for m, h in heatmaps.items()},
+            predicted=names[int(predicted[i])],
+            probability=float(confidence[i]),
+            true=names[int(batch.labels[i])] if batch.labels[i] >= 0 else None,
+            target=names[int(targets[i])],
+        )
+        for i in range(len(pictures))
+    ]
+
+
+def removal_reference(kind: str, explainer: Explainer, images: torch.Tensor) -> torch.Tensor:
+    if kind == "blur":
+        from torchvision.transforms.v2.functional import gaussian_blur
+
+        sigma = max(1.0, images.shape[-1] / 16)
+        return gaussian_blur(images, [2 * round(2 * sigma) + 1] * 2, [sigma, sigma])
+    return explainer.pixel(0.5 if kind == "grey" else 0.0, images)
+
+
+def faithfulness_table(
+    cfg: DictConfig,
+    explainer: Explainer,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    heatmaps: dict[str, torch.Tensor],
+    run_dir: Path,
+    tensorboard: TensorBoard,
+) -> dict[str, dict[str, Any]]:
+    options = {"steps": cfg.faithfulness.steps, "batch_size": cfg.batch_size}
+    reference = removal_reference(cfg.faithfulness.reference, explainer, images)
+    random = faith.random_curves(
+        explainer.model,
+        images,
+        targets,
+        reference,
+        repeats=cfg.faithfulness.random_repeats,
+        seed=cfg.seed,
+        **options,
+    )
+    rows, deletion, insertion = {}, {}, {}
+    for method, heat in heatmaps.items():
+        curves = faith.curves(explainer.model, images, heat, targets, reference, **options)
+        rows[method] = faith.score_row(curves, random)
+        deletion[method], insertion[method] = curves.deletion, curves.insertion
+    deletion["random"], insertion["random"] = random.deletion, random.insertion
+    figure = curves_figure(deletion, insertion)
+    tensorboard.figure("explain/faithfulness", figure)
+    save_figure(figure, run_dir / "faithfulness.png")
+    show_faithfulness(rows)
+    return rows
+
+
+def show_faithfulness(rows: dict[str, dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="faithfulness (area under curve: deletion lower, insertion higher)")
+    table.add_column("method", no_wrap=True)
+    for column in ("del", "ins", "random del", "random ins", "beats random"):
+        table.add_column(column, justify="right")
+    keys = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
+    for method, row in rows.items():
+        verdict = "yes" if row["better_than_random"] else "[bold red]NO[/bold red]"
+        table.add_row(method, *(f"{row[k]:.3f}" for k in keys), verdict)
+    console.print(table)
+
+
+def dataset_views(
+    cfg: DictConfig,
+    explainer: Explainer,
+    loader: Any,
+    method: str,
+    class_names: list[str],
+    run_dir: Path,
+    tensorboard: TensorBoard,
+    mean: list[float],
+    std: list[float],
+) -> dict[str, Any]:
+    """Per-class accuracy over the whole split, and its most confident mistakes explained."""
+    images, labels = collect(loader)
+    probabilities = explainer.logits(images).softmax(dim=1)
+    per_class = class_accuracy(probabilities.argmax(dim=1), labels, class_names)
+    ranked = list(per_class)
+    views: dict[str, Any] = {
+        "per_class_acc": per_class,
+        "hardest_classes": ranked[:3],
+        "easiest_classes": ranked[::-1][:3],
+    }
+    print_table("classes, hardest first (accuracy)", per_class)
+    wrong = confident_mistakes(probabilities, labels, cfg.views.mistakes)
+    views["confident_mistakes"] = [
+        {
+            "index": int(i),
+            "true": class_names[int(labels[i])],
+            "predicted": class_names[int(probabilities[i].argmax())],
+            "probability": float(probabilities[i].max()),
+        }
+        for i in wrong
+    ]
+    if len(wrong):
+        batch = Batch(images[wrong], labels[wrong], [f"{cfg.split}_{int(i):04d}" for i in wrong])
+        predicted = probabilities[wrong].argmax(dim=1)
+        heat = explain_all(explainer, [method], batch.images, predicted)
+        rows = make_rows(
+            batch,
+            denormalize(batch.images, mean, std),
+            heat,
+            probabilities[wrong],
+            predicted,
+            class_names,
+        )
+        figure = rows_figure(rows, title=f"most confident mistakes ({method})")
+        tensorboard.figure("explain/mistakes", figure)
+        save_figure(figure, run_dir / "mistakes.png")
+    return views
+
+
+def pattern_view(
+    cfg: DictConfig,
+    explainer: Explainer,
+    images: torch.Tensor,
+    pictures: torch.Tensor,
+    run_dir: Path,
+    tensorboard: TensorBoard,
+) -> dict[str, Any]:
+    """Patches that excite the chosen channels of a layer most (the layer-by-layer view)."""
+    layer = explainer.target_layer(cfg.patterns.layer or explainer.layer.name)
+    maps = layer_maps(explainer.model, layer.module, images, cfg.batch_size)
+    channels = cfg.patterns.channels
+    channels = (
+        list(channels) if channels is not None else strongest_channels(maps, cfg.patterns.count)
+    )
+    patches = top_patches(maps, pictures, channels, top=cfg.patterns.top, patch=cfg.patterns.patch)
+    figure = patches_figure(patches, layer.name)
+    tensorboard.figure("explain/patterns", figure)
+    save_figure(figure, run_dir / "patterns.png")
+    return {"layer": layer.name, "channels": channels}
+
+
+def compare_with(
+    cfg: DictConfig,
+    methods: list[str],
+    pictures: torch.Tensor,
+    targets: torch.Tensor,
+    heatmaps: dict[str, torch.Tensor],
+    predicted: torch.Tensor,
+    class_names: list[str],
+) -> dict[str, Any]:
+    """Explain the same pictures with another checkpoint and measure how the heatmaps moved."""
+    path = resolve_checkpoint(cfg.compare)
+    checkpoint = load_checkpoint(path)
+    other_names = checkpoint.get("class_names") or []
+    if len(other_names) != len(class_names):
+        raise KtaError(
+            f"compare={cfg.compare} has {len(other_names)} classes, this checkpoint "
+            f"{len(class_names)}; heatmaps are only comparable for the same classes"
+        )
+    data = checkpoint["data"]
+    other = Explainer(
+        model_from_checkpoint(checkpoint),
+        mean=data["mean"],
+        std=data["std"],
+        img_size=data["img_size"],
+        layer=cfg.layer,
+        settings=settings_from(cfg),
+    )
+    size = data["img_size"]
+    resized = (
+        pictures
+        if pictures.shape[-1] == size
+        else F.interpolate(
+            pictures, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+    )
+    images = normalize(resized, data["mean"], data["std"])
+    other_predicted = other.logits(images).argmax(dim=1)
+    rows: dict[str, Any] = {}
+    for method in methods:
+        try:
+            other_heat = explain_all(other, [method], images, targets)[method]
+        except KtaError as error:  # e.g. gradients through a quantized program
+            rows[method] = {"skipped": str(error)}
+            console.print(f"[yellow]compare: {method} skipped[/yellow]: {error}")
+            continue
+        rows[method] = heatmap_agreement(heatmaps[method], other_heat)
+    agreement = float((other_predicted == predicted).float().mean())
+    print_table(
+        f"heatmap agreement with {path.parent.name}/{path.name} "
+        f"(same predictions: {agreement:.0%})",
+        {f"{m} {k}": v for m, r in rows.items() for k, v in r.items() if k != "skipped"},
+    )
+    return {"checkpoint": str(path), "prediction_agreement": agreement, "methods": rows}
+
+
+def load_inputs(
+    cfg: DictConfig, checkpoint: dict[str, Any], class_names: list[str]
+) -> tuple[Batch, Any]:
+    """Images from image= (file or folder), else `n` samples of the data split."""
+    data = checkpoint["data"]
+    if cfg.image is not None:
+        batch = read_images(
+            str(cfg.image),
+            img_size=data["img_size"],
+            mean=data["mean"],
+            std=data["std"],
+            class_names=class_names,
+        )
+        return batch, None
+    bundle = build_data(spec_from_dict(data_spec_for(cfg, checkpoint)))
+    if len(bundle.class_names) != len(class_names):
+        raise KtaError(
+            f"the checkpoint has {len(class_names)} classes, the data "
+            f"{len(bundle.class_names)}; pick data.classes to match"
+        )
+    loader = getattr(bundle, cfg.split)
+    return sample_batch(loader, cfg.n, cfg.split), loader
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    validate(cfg)
+    methods = method_names(
+        OmegaConf.to_object(cfg.method) if OmegaConf.is_list(cfg.method) else str(cfg.method)
+    )
+    torch.manual_seed(cfg.seed)
+    path = resolve_checkpoint(cfg.ckpt)
+    checkpoint = load_checkpoint(path)
+    data = checkpoint["data"]
+    class_names = list(checkpoint.get("class_names") or [])
+    explainer = Explainer(
+        model_from_checkpoint(checkpoint),
+        mean=data["mean"],
+        std=data["std"],
+        img_size=data["img_size"],
+        layer=cfg.layer,
+        settings=settings_from(cfg),
+    )
+    batch, loader = load_inputs(cfg, checkpoint, class_names)
+    pictures = denormalize(batch.images, data["mean"], data["std"])
+    probabilities = explainer.logits(batch.images).softmax(dim=1)
+    predicted = probabilities.argmax(dim=1)
+    targets = target_classes(cfg.target, predicted, class_names)
+    heatmaps = explain_all(explainer, methods, batch.images, targets)
+
+    run_dir = current_run_dir()
+    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
+    rows = make_rows(batch, pictures, heatmaps, probabilities, targets, class_names)
+    (run_dir / "images").mkdir(exist_ok=True)
+    for row in rows:
+        figure = rows_figure([row])
+        tensorboard.figure(f"explain/{row.name}", figure)
+        save_figure(figure, run_dir / "images" / f"{row.name}.png")
+    if len(rows) > 1:
+        save_figure(rows_figure(rows[: cfg.grid_rows]), run_dir / "grid.png")
+    uses_layer = any(m in ("gradcam", "gradcam_pp", "guided_gradcam") for m in methods)
+    metrics: dict[str, Any] = {
+        "checkpoint": str(path),
+        "parent": str(path),
+        "methods": methods,
+        "layer": explainer.layer.name if uses_layer else None,
+        "images": len(rows),
+        "predictions": [
+            {
+                "name": r.name,
+                "predicted": r.predicted,
+                "probability": r.probability,
+                "true": r.true,
+                "explained": r.target,
+            }
+            for r in rows
+        ],
+    }
+    if cfg.faithfulness.enabled:
+        metrics["faithfulness"] = faithfulness_table(
+            cfg, explainer, batch.images, targets, heatmaps, run_dir, tensorboard
+        )
+    if loader is not None and cfg.views.enabled:
+        metrics.update(
+            dataset_views(
+                cfg,
+                explainer,
+                loader,
+                methods[0],
+                class_names,
+                run_dir,
+                tensorboard,
+                data["mean"],
+                data["std"],
+            )
+        )
+    if cfg.patterns.enabled:
+        images = collect(loader, cfg.patterns.images)[0] if loader is not None else batch.images
+        metrics["patterns"] = pattern_view(
+            cfg,
+            explainer,
+            images,
+            denormalize(images, data["mean"], data["std"]),
+            run_dir,
+            tensorboard,
+        )
+    if cfg.compare is not None:
+        metrics["compare"] = compare_with(
+            cfg, methods, pictures, targets, heatmaps, predicted, class_names
+        )
+    tensorboard.close()
+    write_metrics(run_dir, metrics)
+    mark_latest(run_dir, "explain")
+    console.print(
+        f"{len(rows)} image(s) explained with {', '.join(methods)}; PNGs in {run_dir / 'images'}"
+    )
+    console.print(f"run folder: {run_dir}")
+    return metrics

@@ -1,0 +1,125 @@
+"""Pictures a person can read: image, heatmap overlays with the prediction, curves, patches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kta_cli.report.figures import plt  # matplotlib with the Agg backend already chosen
+
+
+def denormalize(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """Normalised (N, 3, H, W) back to displayable [0, 1] pixels."""
+    mean_t = torch.tensor(mean).view(1, -1, 1, 1)
+    std_t = torch.tensor(std).view(1, -1, 1, 1)
+    return (images * std_t + mean_t).clamp(0, 1)
+
+
+def scale(heatmap: torch.Tensor) -> torch.Tensor:
+    """A heatmap stretched to [0, 1] (robust to one hot pixel: the 99th percentile is the top)."""
+    top = torch.quantile(heatmap.flatten().float(), 0.99)
+    if top <= 0:
+        top = heatmap.max()
+    return (heatmap / top).clamp(0, 1) if top > 0 else torch.zeros_like(heatmap)
+
+
+@dataclass
+class Row:
+    """One image with its heatmaps (method -> (H, W)) and what the model said about it."""
+
+    name: str
+    image: torch.Tensor  # (3, H, W) in [0, 1]
+    heatmaps: dict[str, torch.Tensor]
+    predicted: str
+    probability: float
+    true: str | None = None
+    target: str | None = None  # the class explained, when it is not the prediction
+
+
+def caption(row: Row) -> str:
+    text = f"pred {row.predicted} ({row.probability:.0%})"
+    if row.true is not None:
+        mark = "" if row.true == row.predicted else " ✗"
+        text += f"\ntrue {row.true}{mark}"
+    if row.target is not None and row.target != row.predicted:
+        text += f"\nexplaining {row.target}"
+    return text
+
+
+def rows_figure(rows: list[Row], *, title: str | None = None) -> Any:
+    """Rows of [original | overlay per method]; one row is the per-image PNG."""
+    methods = list(rows[0].heatmaps)
+    columns = 1 + len(methods)
+    figure, axes = plt.subplots(
+        len(rows),
+        columns,
+        figsize=(2.1 * columns, 2.3 * len(rows) + 0.3 + (0.4 if title else 0)),
+        squeeze=False,
+    )
+    for r, row in enumerate(rows):
+        picture = row.image.permute(1, 2, 0).numpy()
+        axes[r, 0].imshow(picture, interpolation="nearest")
+        axes[r, 0].set_title(caption(row), fontsize=8)
+        for c, method in enumerate(methods, start=1):
+            axes[r, c].imshow(picture.mean(axis=2), cmap="gray", interpolation="nearest")
+            axes[r, c].imshow(
+                scale(row.heatmaps[method]).numpy(),
+                cmap="jet",
+                alpha=0.5,
+                vmin=0,
+                vmax=1,
+                interpolation="bilinear",
+            )
+            if r == 0 or len(rows) == 1:
+                axes[r, c].set_title(method, fontsize=8)
+        for axis in axes[r]:
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axes[r, 0].set_ylabel(row.name, fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def curves_figure(deletion: dict[str, torch.Tensor], insertion: dict[str, torch.Tensor]) -> Any:
+    """Mean deletion and insertion curves per method (and `random`) over the images."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, curves, label in (
+        (axes[0], deletion, "deletion (lower is better)"),
+        (axes[1], insertion, "insertion (higher is better)"),
+    ):
+        for method, curve in curves.items():
+            mean = curve.mean(dim=0)
+            fraction = torch.linspace(0, 1, len(mean))
+            style = {"color": "black", "linestyle": "--"} if method == "random" else {}
+            axis.plot(fraction.numpy(), mean.numpy(), label=method, **style)
+        axis.set_xlabel("fraction of pixels, most attributed first")
+        axis.set_ylabel("target probability")
+        axis.set_title(label)
+        axis.set_ylim(0, 1)
+    axes[1].legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def patches_figure(patches: dict[int, list[torch.Tensor]], layer: str) -> Any:
+    """One row per channel: the image patches that activate it most, strongest first."""
+    channels = list(patches)
+    columns = max(len(p) for p in patches.values())
+    figure, axes = plt.subplots(
+        len(channels), columns, figsize=(1.3 * columns, 1.4 * len(channels)), squeeze=False
+    )
+    for r, channel in enumerate(channels):
+        for c in range(columns):
+            axis = axes[r, c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c < len(patches[channel]):
+                axis.imshow(patches[channel][c].permute(1, 2, 0).numpy(), interpolation="nearest")
+        axes[r, 0].set_ylabel(f"ch {channel}", fontsize=8)
+    figure.suptitle(f"patches that activate {layer} most", fontsize=10)
+    figure.tight_layout()
+    return figure
