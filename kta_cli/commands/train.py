@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kta_cli.config import validate_train
-from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
+from kta_cli.data.datasets import DataBundle, DataSpec, build_data, spec_from_dict
 from kta_cli.engine.checkpoint import (
     git_commit,
     load_checkpoint,
@@ -30,6 +30,8 @@ from kta_cli.errors import KtaError
 from kta_cli.models.factory import build_model
 from kta_cli.report.reporter import TensorBoard, TrainingReporter, console, print_table
 from kta_cli.report.run_folder import config_as_dict, current_run_dir, mark_latest, write_metrics
+from kta_cli.strategies.base import trainable_reporter
+from kta_cli.strategies.features import HeadOnly, cached_feature_data
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,35 @@ def strategy_name() -> str:
         return "custom"
 
 
+def build_task_data(cfg: DictConfig, spec: DataSpec, runtime: Runtime) -> DataBundle:
+    """The data set's loaders; with task=multitask, one label per task."""
+    if cfg.get("task", {}).get("name", "classify") == "multitask":
+        from kta_cli.data.multitask import build_multitask_data
+
+        tasks = cfg.task.tasks
+        return build_multitask_data(
+            spec,
+            list(tasks) if tasks else None,
+            rank=runtime.rank,
+            world_size=runtime.world_size,
+        )
+    return build_data(spec, rank=runtime.rank, world_size=runtime.world_size)
+
+
+def build_task(cfg: DictConfig, model: torch.nn.Module, data: DataBundle) -> torch.nn.Module:
+    if cfg.get("task", {}).get("name", "classify") == "multitask":
+        from kta_cli.engine.multitask import MultiTaskTask
+
+        weights = cfg.task.weights
+        return MultiTaskTask(
+            model,
+            [(name, len(names)) for name, names in data.tasks],
+            weighting=cfg.task.weighting,
+            weights=OmegaConf.to_container(weights) if weights else None,
+        )
+    return ClassificationTask(model, cfg.loss.label_smoothing)
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     validate_train(cfg)
     runtime = start_runtime(cfg.trainer.device, cfg.trainer.threads)
@@ -110,10 +141,8 @@ def shared_run_dir(runtime: Runtime) -> Path:
 def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     run_dir = shared_run_dir(runtime)
     seed_everything(cfg.seed + runtime.rank)
-    data = build_data(
-        spec_from_dict(OmegaConf.to_container(cfg.data, resolve=True)),
-        rank=runtime.rank,
-        world_size=runtime.world_size,
+    data = build_task_data(
+        cfg, spec_from_dict(OmegaConf.to_container(cfg.data, resolve=True)), runtime
     )
     resume_from = resume_path(cfg.trainer.resume)
     model = build_model(
@@ -127,23 +156,36 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     )
     plan = instantiate(cfg.strategy)(model)
     plan.check_trainable(strategy_name())
+    preview = next(iter(data.train))[0]
     resumed = load_checkpoint(resume_from) if resume_from else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
     model.to(runtime.device)
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
-    task = ClassificationTask(model, cfg.loss.label_smoothing)
+    task = build_task(cfg, model, data)
+    if plan.cache_features:
+        data = cached_feature_data(model, data, runtime.device)
+        task.model = HeadOnly(model)
+    groups = list(plan.param_groups)
+    loss_params = getattr(task, "loss_parameters", list)()  # learned multi-task loss weights
+    if loss_params:
+        groups.append({"params": loss_params, "name": "loss_weights", "weight_decay": 0.0})
     optimizer = build_optimizer(
-        plan.param_groups,
+        groups,
         name=cfg.optim.name,
         lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay,
         momentum=cfg.optim.get("momentum", 0.9),
     )
+    start_lrs = [group["lr"] for group in optimizer.param_groups]  # before any warmup
+    group_lrs = {  # lr_group<i> is TensorBoard's lr/group<i>
+        f"lr_group{i}_{group.get('name', '')}": start_lrs[i]
+        for i, group in enumerate(optimizer.param_groups)
+    }
     scheduler = build_schedule(cfg, optimizer, len(data.train))
     if cfg.trainer.compile:
-        task.model = torch.compile(model)
+        task.model = torch.compile(task.model)
 
     parent = str(resume_from or cfg.model.checkpoint or "") or None
     base_payload = {
@@ -151,6 +193,7 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
             "name": cfg.model.name,
             "num_classes": len(data.class_names),
             "img_size": data.spec.img_size,
+            **({"head": plan.head} if plan.head else {}),
         },
         "data": data.spec.describe(),
         "class_names": data.class_names,
@@ -191,7 +234,7 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
         settings=loop_settings(cfg, runtime),
         save=save,
         reporter=reporter,
-        epoch_hooks=plan.epoch_hooks,
+        epoch_hooks=[*plan.epoch_hooks, trainable_reporter(model, tensorboard)],
         distributed=runtime.distributed,
     )
     if resumed is not None:
@@ -209,12 +252,23 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
             count(model),
             count(model, trainable=True),
         )
-        tensorboard.images("train/images", next(iter(data.train))[0])
+        for i, group in enumerate(optimizer.param_groups):
+            params = group["params"]
+            log.info(
+                "param group %d %s: %d parameters (%d trainable), lr %.4g",
+                i,
+                group.get("name", ""),
+                sum(p.numel() for p in params),
+                sum(p.numel() for p in params if p.requires_grad),
+                start_lrs[i],
+            )
+        tensorboard.images("train/images", preview)
 
     started = time.perf_counter()
     trainer.fit(data.train, data.val)
     barrier(runtime)
     metrics = final_metrics(trainer, data, run_dir, model, runtime, time.perf_counter() - started)
+    metrics.update(group_lrs)
     if runtime.is_main:
         write_metrics(run_dir, metrics)
         tensorboard.hparams(
@@ -247,8 +301,8 @@ def final_metrics(
     }
     if history:
         last = history[-1]
-        metrics.update(
-            {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in last}
+        metrics.update(  # with per-task figures (train_acc_<task>, ...) of multi-task runs
+            {k: v for k, v in last.items() if k.startswith(("train_loss", "train_acc", "val_"))}
         )
         metrics["images_per_sec"] = sum(h["images_per_sec"] for h in history) / len(history)
     best_path = run_dir / "best.ckpt"
@@ -261,7 +315,7 @@ def final_metrics(
             device=trainer.device,
             channels_last=trainer.settings.channels_last,
         )
-        metrics.update({"test_loss": test["loss"], "test_acc": test["acc"]})
+        metrics.update({f"test_{k}": v for k, v in test.items()})
     metrics["train_seconds"] = seconds
     metrics["parameters"] = count(model)
     metrics["trainable_parameters"] = count(model, trainable=True)

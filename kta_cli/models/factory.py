@@ -114,12 +114,30 @@ def head_names(model: nn.Module) -> tuple[str, ...]:
     return tuple(f"{n}." for n in names)
 
 
+def source_architecture(path: str | Path) -> str:
+    """The architecture a kta checkpoint names, for error messages."""
+    from kta_cli.engine.checkpoint import FORMAT, load_file
+
+    try:
+        loaded = load_file(Path(path)) if Path(path).suffix != ".safetensors" else {}
+    except KtaError:
+        loaded = {}
+    if isinstance(loaded, dict) and loaded.get("format") == FORMAT:
+        return str(loaded.get("model_args", {}).get("name", "another architecture"))
+    return "another architecture"
+
+
 def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     """Load matching weights; a head of another class count is left new. Returns the key report.
 
     Raises KtaError when the weights are for another architecture (body keys do not fit).
     """
     state = read_state_dict(path)
+
+    def mismatch() -> str:  # read the source's name only when there is something to say
+        here = getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
+        return f"weights in {path} are for {source_architecture(path)}, this model is {here}"
+
     own = model.state_dict()
     heads = head_names(model)
     report: dict[str, list[str]] = {"loaded": [], "replaced": [], "missing": [], "unexpected": []}
@@ -130,9 +148,8 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
         elif own[key].shape != tensor.shape:
             if not key.startswith(heads):
                 raise KtaError(
-                    f"weights in {path} do not fit this model: {key} has shape "
-                    f"{tuple(tensor.shape)} there, {tuple(own[key].shape)} here "
-                    "(another architecture?)"
+                    f"{mismatch()}: {key} has shape {tuple(tensor.shape)} there, "
+                    f"{tuple(own[key].shape)} here"
                 )
             report["replaced"].append(key)
         else:
@@ -141,9 +158,7 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     report["missing"] = [k for k in own if k not in state and not k.startswith(heads)]
     if not usable or len(report["missing"]) > len(own) // 2:
         raise KtaError(
-            f"weights in {path} do not fit model {type(model).__name__}: "
-            f"{len(report['missing'])} of {len(own)} tensors missing "
-            "(another architecture?)"
+            f"{mismatch()}: {len(report['missing'])} of {len(own)} tensors missing there"
         )
     model.load_state_dict(usable, strict=False)
     log.info(
@@ -202,6 +217,10 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
     model = create_model(
         args["name"], num_classes=args["num_classes"], img_size=args.get("img_size")
     )
+    if args.get("head"):  # a head put on by a training strategy (strategy.head=mlp)
+        from kta_cli.strategies.heads import attach_head
+
+        attach_head(model, **args["head"])
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
