@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 # command -> (module with run(cfg), one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -128,6 +130,33 @@ def one_line(error: BaseException) -> str:
     return "; ".join(keep) or type(error).__name__
 
 
+def unknown_key_message(command: str, args: list[str], error: Exception) -> str | None:
+    """'unknown key optim.lrr; did you mean optim.lr?' for Hydra's "Could not override" error."""
+    match = re.match(r"Could not override '([^']+)'", str(error))
+    if not match:
+        return None
+    from hydra import compose, initialize_config_dir
+    from omegaconf import DictConfig, OmegaConf
+
+    from kta_cli.errors import did_you_mean
+
+    key = match.group(1)
+    parent, _, leaf = key.rpartition(".")
+    overrides = [o for o in rewrite_group_choices(command, translate_flags(args))
+                 if not o.startswith(f"{key}=")]
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            cfg = compose(command, overrides=overrides)
+    except Exception:
+        return None
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(node, DictConfig):
+        return f"{key}: {parent} has no sub-keys"
+    options = [f"{parent}.{k}" if parent else str(k) for k in node.keys()]
+    hint = f" (to add a new key: +{key}=...)"
+    return did_you_mean(key, options, what="config key") + hint
+
+
 def print_commands() -> None:
     print("usage: kta <command> [overrides ...] [--key value ...]\n\ncommands:")
     for name, (_, description) in COMMANDS.items():
@@ -140,7 +169,6 @@ def print_commands() -> None:
 def run_command(command: str, args: list[str]) -> None:
     import hydra
 
-    module = importlib.import_module(COMMANDS[command][0])
     overrides = rewrite_group_choices(command, translate_flags(args))
     if os.environ.get("RANK", "0") != "0":  # torchrun: only rank 0 owns the run folder
         overrides += [
@@ -150,10 +178,19 @@ def run_command(command: str, args: list[str]) -> None:
         ]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach our boundary instead of Hydra's printer
     sys.argv = [f"kta {command}", *overrides]
-    task = hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(
-        module.run
-    )
-    task()
+
+    failures: list[Exception] = []
+
+    def task(cfg: Any) -> Any:  # the command (and torch) load only when a run starts
+        try:
+            return importlib.import_module(COMMANDS[command][0]).run(cfg)
+        except Exception as error:  # raised below, past Hydra's own error printing
+            failures.append(error)
+            return None
+
+    hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)()
+    if failures:
+        raise failures[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
         if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":
             raise
-        print(f"kta {command}: error: {one_line(error)}", file=sys.stderr)
+        message = unknown_key_message(command, args, error) or one_line(error)
+        print(f"kta {command}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from kta_cli.errors import KtaError
 
@@ -14,6 +15,16 @@ _MISSING = object()
 
 def value_at(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False)
+
+
+def section(cfg: DictConfig, key: str) -> dict[str, Any]:
+    """A config section as a plain dict; a required value left as ??? is a one-line error."""
+    try:
+        return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True,
+                                      throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        missing = error.full_key if error.full_key.startswith(f"{key}.") else f"{key}.{error.key}"
+        raise KtaError(f"{missing} must be set, e.g. {missing}=<value>") from error
 
 
 def require(

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from kta_cli.config import choice, validate_data
+from kta_cli.config import choice, section, validate_data
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from kta_cli.engine.loop import to_device
@@ -46,7 +46,7 @@ def data_spec_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]
     """The data this evaluation reads: `data=...` if given, else the checkpoint's own."""
     if cfg.get("data") is not None:
         validate_data(cfg)
-        values = OmegaConf.to_container(cfg.data, resolve=True)
+        values = section(cfg, "data")
         values["img_size"] = checkpoint["data"]["img_size"]  # the model's input size
         values["mean"], values["std"] = checkpoint["data"]["mean"], checkpoint["data"]["std"]
         return values
