@@ -80,6 +80,15 @@ def validate(cfg: DictConfig) -> None:
         )
 
 
+def layer_ratios_of(cfg: DictConfig) -> dict[str, Any]:
+    ratios = cfg.prune.layer_ratios
+    if ratios is None:
+        return {}
+    if not isinstance(ratios, DictConfig):
+        raise KtaError(f"prune.layer_ratios must be a mapping like {{layer4: 0.7}}, got {ratios!r}")
+    return OmegaConf.to_container(ratios, resolve=True)  # type: ignore[return-value]
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
     seed_everything(cfg.seed)
@@ -114,7 +123,7 @@ class Session:
         size = data.spec.img_size
         self.example = torch.randn(1, 3, size, size)
         self.ignored = resolve_ignored(model, list(cfg.prune.ignore))
-        ratios = OmegaConf.to_container(cfg.prune.layer_ratios, resolve=True) or {}
+        ratios = layer_ratios_of(cfg)
         self.layer_ratios = resolve_layer_ratios(model, ratios, self.ignored)
         self.layers = layers_to_prune(model, self.ignored)
         self.criterion = cfg.importance.name
@@ -135,16 +144,17 @@ class Session:
             count = self.cfg.importance.get("batches", 4)
             accumulate_gradients(model, iter(self.data.train), count, self.device)
 
-    def fine_tune(self, step: int) -> None:
+    def fine_tune(self, step: int) -> bool:
         ft = self.cfg.finetune
         if ft.epochs == 0:
-            return
+            return False
         console.print(f"step {step}: fine-tuning {ft.epochs} epoch(s)")
         fine_tune(
             self.model, self.data.train, self.data.val, epochs=ft.epochs, lr=ft.lr,
             optimizer=ft.optimizer, weight_decay=ft.weight_decay, schedule=ft.schedule,
             device=str(self.device), progress=bool(self.cfg.trainer.progress),
         )  # fmt: skip
+        return True
 
     def step_ratio(self, layer_ratio: float, step: int) -> float:
         return schedule_ratios(layer_ratio, self.cfg.prune.steps, self.cfg.prune.schedule)[step]

@@ -56,7 +56,7 @@ def iterative_prune(
     *,
     targets: list[float],
     prune_step: Callable[[int], dict[str, Any]],
-    fine_tune: Callable[[int], None],
+    fine_tune: Callable[[int], bool],
     evaluate: Callable[[], dict[str, float]],
     snapshot: Callable[[], nn.Module],
     max_allowed_loss: float | None = None,
@@ -64,14 +64,14 @@ def iterative_prune(
     """while loss < max_allowed_loss: prune a step, fine-tune, measure; keep the last good model.
 
     prune_step(i) prunes `model` in place to targets[i] and returns {"sparsity": ..., ...};
+    fine_tune(i) returns False when it did not train (then the model is not measured again);
     snapshot() copies the model as it should be saved (masks folded in).
     """
     best, best_step, records = snapshot(), 0, []
     for i in range(1, len(targets)):
         extra = prune_step(i)
         pruned = evaluate()
-        fine_tune(i)
-        tuned = evaluate()
+        tuned = evaluate() if fine_tune(i) else dict(pruned)
         meets = max_allowed_loss is None or tuned["loss"] <= max_allowed_loss
         records.append(
             StepRecord(i, targets[i], extra.pop("sparsity"), pruned, tuned, meets, extra)

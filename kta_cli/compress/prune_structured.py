@@ -6,6 +6,7 @@ BatchNorm after a conv, the next layer's inputs) and removes the channel from al
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -15,6 +16,8 @@ from torch import nn
 
 from kta_cli.compress.prune_schedule import schedule_ratios
 from kta_cli.errors import KtaError
+
+log = logging.getLogger(__name__)
 
 
 def import_torch_pruning() -> Any:
@@ -115,13 +118,15 @@ def prune_one_layer(
     """Remove `ratio` of one layer's output channels (and its coupled group); returns how many."""
     tp = import_torch_pruning()
     modules = dict(model.named_modules())
-    layer = modules[layer_name]
-    graph = tp.DependencyGraph().build_dependency(
-        model, example_inputs=example, ignored_layers=[modules[n] for n in ignored]
-    )
+    layer, frozen = modules[layer_name], {modules[n] for n in ignored}
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
     prune_fn = graph.get_pruner_of_module(layer).prune_out_channels
     channels = prune_fn.__self__.get_out_channels(layer)
     group = graph.get_pruning_group(layer, prune_fn, idxs=list(range(channels)))
+    for dep, _ in group:  # coupled (residual sum) with a layer that must keep its channels
+        if dep.target.module in frozen and graph.is_out_channel_pruning_fn(dep.handler):
+            log.info("sensitivity: %s shares its channels with an ignored layer", layer_name)
+            return 0
     scores = importance(group)
     count = int(ratio * channels)
     if count == 0 or scores is None:

@@ -1,0 +1,137 @@
+"""`kta prune` end to end on a tiny trained model: what a user runs and what they get back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kta_cli.cli import config_dir
+from kta_cli.engine.checkpoint import load_checkpoint
+from kta_cli.models.factory import model_from_checkpoint
+
+FAST = ["logger=none", "trainer.progress=false", "measure.latency=false", "finetune.epochs=0"]
+IMPORTANCE = sorted(p.stem for p in (config_dir() / "importance").glob("*.yaml"))
+
+
+def prune(kta, ckpt: Path, *args: str):
+    result = kta("prune", f"ckpt={ckpt}", *FAST, *args)
+    assert result.code == 0, result.err
+    return result, result.metrics("prune")
+
+
+def test_structured_pruning_shrinks_the_model_and_eval_reads_it(kta, prune_trained_ckpt) -> None:
+    result, metrics = prune(
+        kta, prune_trained_ckpt, "prune.ratio=0.5", "prune.steps=2", "finetune.epochs=1",
+        "measure.latency=true", "measure.rounds=1", "logger=tensorboard",
+    )  # fmt: skip
+    run_dir = result.run_dir("prune")
+    assert metrics["params_after"] < 0.6 * metrics["params_before"]
+    assert metrics["macs_ratio"] < 0.6 and metrics["latency_ms_after"] > 0
+    assert [s["step"] for s in metrics["steps"]] == [1, 2] and metrics["kept_step"] == 2
+    assert 0.0 <= metrics["test_acc_after_finetune"] <= 1.0
+    assert (run_dir / "accuracy_vs_sparsity.png").is_file()
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    checkpoint = load_checkpoint(run_dir / "model.ckpt")
+    assert checkpoint["model_kind"] == "pruned" and checkpoint["parent"] == str(prune_trained_ckpt)
+    model = model_from_checkpoint(checkpoint)
+    assert sum(p.numel() for p in model.parameters()) == metrics["params_after"]
+    for name, (before, after) in metrics["layers"].items():
+        assert model.get_submodule(name).out_channels == after <= before
+    evaluated = kta("eval", "ckpt=outputs/prune/latest", "logger=none")
+    assert evaluated.code == 0, evaluated.err
+    assert evaluated.metrics("eval")["acc"] == pytest.approx(metrics["test_acc_after_finetune"])
+
+
+def test_unstructured_pruning_reaches_the_exact_sparsity(kta, prune_trained_ckpt) -> None:
+    result, metrics = prune(
+        kta, prune_trained_ckpt, "prune.method=unstructured", "prune.ratio=0.7",
+        "finetune.epochs=1",
+    )  # fmt: skip
+    model = model_from_checkpoint(load_checkpoint(result.run_dir("prune") / "model.ckpt"))
+    weights = [model.get_submodule(n).weight for n in metrics["layers"]]
+    assert "fc" not in metrics["layers"]  # the head is left alone by default
+    total = sum(w.numel() for w in weights)
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    assert zeros == round(0.7 * total)  # exact, and still so after fine-tuning
+    assert metrics["sparsity"] == pytest.approx(zeros / total)
+    assert metrics["params_after"] == metrics["params_before"]
+    assert metrics["nonzero_params_after"] < 0.4 * metrics["params_before"]
+
+
+def test_iterative_loop_stops_on_max_allowed_loss(kta, prune_trained_ckpt) -> None:
+    _, metrics = prune(
+        kta, prune_trained_ckpt, "prune.steps=3", "prune.ratio=0.6", "prune.max_allowed_loss=1e-6"
+    )
+    assert metrics["stopped_on_max_loss"] and metrics["steps_run"] == 1
+    assert metrics["kept_step"] == 0 and metrics["params_after"] == metrics["params_before"]
+    _, metrics = prune(
+        kta, prune_trained_ckpt, "prune.steps=3", "prune.ratio=0.6", "prune.max_allowed_loss=100",
+        "prune.schedule=cubic",
+    )  # fmt: skip
+    assert not metrics["stopped_on_max_loss"] and metrics["kept_step"] == 3
+    targets = [s["target"] for s in metrics["steps"]]
+    assert targets == pytest.approx([0.6 * (1 - (1 - i / 3) ** 3) for i in (1, 2, 3)])
+
+
+def test_sensitivity_table_and_plot(kta, prune_trained_ckpt) -> None:
+    result, metrics = prune(
+        kta, prune_trained_ckpt, "prune.sensitivity=true", "prune.sensitivity_ratios=[0.5]",
+        "prune.ignore=[layer3,layer4]",
+    )  # fmt: skip
+    assert (result.run_dir("prune") / "sensitivity.png").is_file()
+    layers = metrics["sensitivity"]
+    assert set(layers) == set(metrics["layers"]) and "layer1.0.conv1" in layers
+    assert not any(name.startswith(("layer3", "layer4", "fc")) for name in layers)
+    assert all(0.0 <= row["0.5"] <= 1.0 for row in layers.values())
+    assert "sensitivity" in result.out
+
+
+@pytest.mark.parametrize("importance", IMPORTANCE)
+def test_every_importance_criterion_prunes(kta, prune_trained_ckpt, importance: str) -> None:
+    _, metrics = prune(
+        kta, prune_trained_ckpt, f"importance={importance}", "prune.ratio=0.3",
+        "prune.scope=layer", "prune.layer_ratios={layer4.0.conv1: 0.5}",
+    )  # fmt: skip
+    assert metrics["importance"] == importance and metrics["params_ratio"] < 0.9
+    assert metrics["layers"]["layer4.0.conv1"][1] == metrics["layers"]["layer4.0.conv1"][0] // 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prune.ratio=1.0"], "prune.ratio must be in [0, 1)"),
+        (["prune.ratio=-0.1"], "prune.ratio must be in [0, 1)"),
+        (["prune.method=structure"], "did you mean 'structured'"),
+        (["importance=tylor"], "did you mean 'taylor'"),
+        (["ckpt=missing.ckpt"], "checkpoint not found: missing.ckpt"),
+        (["prune.layer_ratios={fc: 0.5}"], "'fc' cannot be pruned: it is the classifier head"),
+        (["prune.ignore=[layer9]"], "unknown layer in prune.ignore 'layer9'"),
+        (["prune.layer_ratios={layer1.0.bn1: 0.5}"], "layer 'layer1.0.bn1' in prune.layer_ratios"),
+        (["prune.layer_ratios={layer1: 1.5}"], "prune.layer_ratios.layer1 must be"),
+        (["prune.method=unstructured", "importance=bn_scale"], "ranks whole channels"),
+        (["prune.ignore=[layer1,layer2,layer3,layer4,conv1]"], "leaves no conv or linear layer"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_code_2(
+    kta, prune_trained_ckpt, args: list[str], message: str
+) -> None:
+    ckpt = [] if any(a.startswith("ckpt=") for a in args) else [f"ckpt={prune_trained_ckpt}"]
+    result = kta("prune", *ckpt, *FAST, *args)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err
+    assert message in lines[0]
+
+
+def test_pruned_then_quantized(kta, prune_trained_ckpt) -> None:
+    pytest.importorskip("kta_cli.commands.quantize")
+    prune(kta, prune_trained_ckpt, "prune.ratio=0.5")
+    result = kta("quantize", "ckpt=outputs/prune/latest", "logger=none")
+    assert result.code == 0, result.err
+    images = torch.randn(2, 3, 16, 16)
+    quantized_dir = result.run_dir("quantize")
+    checkpoint = next(p for p in quantized_dir.glob("*.ckpt"))
+    quantized = model_from_checkpoint(load_checkpoint(checkpoint))
+    assert quantized(images).shape == (2, 10)
