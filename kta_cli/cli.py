@@ -79,7 +79,7 @@ def translate_flags(args: list[str]) -> list[str]:
             key = name[2:]
             if "=" in arg:
                 value = arg.split("=", 1)[1]
-            elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+            elif i + 1 < len(args) and not args[i + 1].startswith("-") and "=" not in args[i + 1]:
                 value = args[i + 1]
                 i += 1
             else:
@@ -142,8 +142,11 @@ def unknown_key_message(command: str, args: list[str], error: Exception) -> str 
 
     key = match.group(1)
     parent, _, leaf = key.rpartition(".")
-    overrides = [o for o in rewrite_group_choices(command, translate_flags(args))
-                 if not o.startswith(f"{key}=")]
+    overrides = [
+        o
+        for o in rewrite_group_choices(command, translate_flags(args))
+        if not o.startswith(f"{key}=")
+    ]
     try:
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
             cfg = compose(command, overrides=overrides)
@@ -169,7 +172,10 @@ def print_commands() -> None:
 def run_command(command: str, args: list[str]) -> None:
     import hydra
 
-    overrides = rewrite_group_choices(command, translate_flags(args))
+    overrides = [
+        f"hydra.job.name={command}",
+        *rewrite_group_choices(command, translate_flags(args)),
+    ]
     if os.environ.get("RANK", "0") != "0":  # torchrun: only rank 0 owns the run folder
         overrides += [
             "hydra.output_subdir=null",

@@ -11,8 +11,10 @@ from kta_cli.errors import KtaError
 
 
 def test_roundtrip_keeps_tensors_and_metadata(tmp_path: Path):
-    path = save_checkpoint(tmp_path / "a.ckpt", {"model": {"w": torch.arange(4.0)},
-                                                 "parent": None, "metrics": {"acc": 0.5}})
+    path = save_checkpoint(
+        tmp_path / "a.ckpt",
+        {"model": {"w": torch.arange(4.0)}, "parent": None, "metrics": {"acc": 0.5}},
+    )
     loaded = load_checkpoint(path)
     assert torch.equal(loaded["model"]["w"], torch.arange(4.0))
     assert loaded["metrics"] == {"acc": 0.5} and loaded["format"] == "kta-checkpoint"

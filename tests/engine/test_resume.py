@@ -10,8 +10,14 @@ from kta_cli.engine.tasks import ClassificationTask
 from tests.conftest import TINY
 
 # Dropout and noise augmentation draw random numbers every step; shuffling depends on the epoch.
-RUN = [*TINY, "trainer.epochs=2", "model.drop_rate=0.2", "data.augment.noise_std=0.1",
-       "data.augment.crop_padding=2", "sched=cosine"]
+RUN = [
+    *TINY,
+    "trainer.epochs=2",
+    "model.drop_rate=0.2",
+    "data.augment.noise_std=0.1",
+    "data.augment.crop_padding=2",
+    "sched=cosine",
+]
 
 
 def weights(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:

@@ -1,0 +1,81 @@
+"""The dispatcher: instant help, flag translation, one-line errors with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from kta_cli.cli import COMMANDS, translate_flags
+from tests.conftest import TINY
+
+
+def test_help_lists_every_command_without_importing_torch():
+    code = (
+        "import sys; from kta_cli.cli import main; main(['--help']); "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().endswith("NO-TORCH")
+    for command in COMMANDS:
+        assert f"  {command} " in out
+
+
+def test_flags_become_overrides():
+    assert translate_flags(
+        ["--method", "gradcam", "--n=4", "--verbose", "a=b", "--cfg", "job"]
+    ) == ["method=gradcam", "n=4", "verbose=true", "a=b", "--cfg", "job"]
+
+
+def test_train_help_shows_groups_and_cfg_job_prints_config(kta):
+    shown = kta("train", "--help")
+    assert shown.code == 0
+    for group in ("model:", "data:", "strategy:", "optim:", "sched:", "trainer:", "logger:"):
+        assert group in shown.out
+    composed = kta("train", "--cfg", "job", "optim=adamw", "--optim.lr", "0.003")
+    assert composed.code == 0 and "name: adamw" in composed.out and "lr: 0.003" in composed.out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["trian"], "did you mean 'train'"),
+        (["train", "optim=sgdd"], "did you mean 'sgd'"),
+        (["train", "optim.lrr=0.1"], "did you mean 'optim.lr'"),
+        (["train", "optim.lr=0"], "optim.lr must be > 0"),
+        (["train", "optim.lr=fast"], "optim.lr must be float"),
+        (["train", "trainer.epochs=0"], "trainer.epochs must be > 0"),
+        (["train", "data.batch_size=-3"], "data.batch_size must be > 0"),
+        (["train", "trainer.precision=fp8"], "trainer.precision must be one of"),
+        (["train", "loss.label_smoothing=1.5"], "loss.label_smoothing must be in [0, 1)"),
+        (["train", "model=resnt18"], "did you mean 'resnet18'"),
+        (["train", "data=imagefolder"], "data.root must be set"),
+        (["train", "trainer.device=cuda"], "no CUDA device"),
+        (["train", "trainer.resume=nowhere/last.ckpt"], "checkpoint not found"),
+        (["eval", "ckpt=missing.ckpt"], "checkpoint not found"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(kta, args, expected):
+    if args[0] == "train" and args[1:] and args[1].startswith("trainer.device"):
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    result = kta(*args, *(["logger=none"] if args[0] in ("train", "eval") else []))
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert expected in lines[0] and "Traceback" not in result.err
+
+
+def test_sweep_writes_one_run_folder_per_job(kta):
+    result = kta("train", "-m", "optim.lr=0.1,0.01", *TINY, "trainer.max_steps=2")
+    assert result.code == 0, result.err
+    sweeps = list((result.cwd / "outputs" / "train").glob("*_sweep"))
+    assert len(sweeps) == 1
+    runs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
+    assert runs == ["0", "1"]
+    for run in runs:
+        assert (sweeps[0] / run / "last.ckpt").is_file()
