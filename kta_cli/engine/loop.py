@@ -110,6 +110,7 @@ class Trainer:
         use_scaler = settings.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.module: nn.Module = task
+        self.world_size = torch.distributed.get_world_size() if distributed else 1
         if distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -207,12 +208,14 @@ class Trainer:
     def _end_epoch(self, val_loader: Any) -> None:
         state = self.state
         sums = state.epoch_sums
-        images = max(sums.pop("images", 0.0), 1.0)
+        images = max(sums.pop("images", 0.0), 1.0)  # this process's share
         seconds = sums.pop("seconds", 0.0)
         record = {f"train_{k}": v / images for k, v in sums.items()}
         record.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
         record.update(
-            epoch=state.epoch + 1, epoch_time=seconds, images_per_sec=images / max(seconds, 1e-9)
+            epoch=state.epoch + 1,
+            epoch_time=seconds,
+            images_per_sec=images * self.world_size / max(seconds, 1e-9),
         )
         record.update({f"lr_group{i}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)})
         state.history.append(record)

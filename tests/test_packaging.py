@@ -1,0 +1,51 @@
+"""A built wheel (non-editable install) carries its configs and runs without the source tree."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_install_finds_its_configs(tmp_path: Path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "kta_cli", source / "kta_cli", ignore=ignore)
+    shutil.copytree(REPO / "configs", source / "configs", ignore=ignore)
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(wheels.glob("kta-*.whl"))
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    shutil.rmtree(source)  # nothing may come from the source tree any more
+
+    code = (
+        "import kta_cli, sys; from kta_cli.cli import config_dir, main; "
+        "print(kta_cli.__file__); print(config_dir()); main(['train', '--cfg', 'job'])"
+    )
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    module_file, configs, *config_text = result.stdout.splitlines()
+    assert module_file.startswith(str(site)) and configs == str(site / "kta_cli" / "configs")
+    assert "name: resnet18" in "\n".join(config_text)
