@@ -1,0 +1,147 @@
+"""Quantized models as data: how they are saved in a kta checkpoint and rebuilt to run.
+
+model_kind "quantized" checkpoints carry `quant` = {backend, mode, ...} and, by backend:
+    pt2e_x86   `program`: the bytes of a torch.export archive (.pt2) as a uint8 tensor. The graph
+               is JSON, weights raw bytes; we refuse archives that would make torch.export.load
+               unpickle anything (see check_program_is_data).
+    fx_x86     `model`: the state_dict of a torch.ao FX int8 model (quantized tensors), rebuilt
+               from the timm architecture (kta_cli/compress/quantize_fx.py).
+    cast       `model`: the state_dict in fp16 or bf16; computes in that dtype.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import torch
+from torch import nn
+
+from kta_cli.errors import KtaError
+
+CAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class QuantizedProgram(nn.Module):
+    """Runs an int8 exported graph on CPU, compiled on first use (that is where it gets fast).
+
+    Inductor's freezing pass is what turns quantize/dequantize pairs into oneDNN int8 kernels,
+    so it is switched on around every call that may (re)compile.
+    """
+
+    def __init__(self, graph: nn.Module, *, compile: bool = True) -> None:
+        super().__init__()
+        self.graph = graph
+        self.compile = compile
+        self._compiled: Any = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.compile:
+            return self.graph(images)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.graph)
+        with torch._inductor.config.patch(freezing=True):
+            return self._compiled(images)
+
+    def train(self, mode: bool = True) -> QuantizedProgram:
+        # an exported graph refuses .train()/.eval(); it is always in inference form anyway
+        self.training = mode
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> QuantizedProgram:
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        if device is not None and torch.device(device).type != "cpu":
+            raise KtaError(
+                f"this int8 model runs on CPU (x86) only, not {device}; pass trainer.device=cpu"
+            )
+        return self
+
+
+class CastModel(nn.Module):
+    """A float model whose weights are fp16/bf16: inputs cast in, logits cast back to float32."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model = model.to(dtype)
+        self.dtype = dtype
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images.to(self.dtype)).float()
+
+
+def program_to_tensor(program: torch.export.ExportedProgram) -> torch.Tensor:
+    """torch.export.save into memory, as a uint8 tensor a weights_only checkpoint can hold."""
+    program.example_inputs = None  # the archive would carry a batch of images otherwise
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+
+
+def check_program_is_data(data: bytes) -> None:
+    """Refuse a .pt2 archive whose loading would unpickle Python objects.
+
+    torch.export.load unpickles tensor subclasses and custom objects, and retries a failed
+    weights_only load without it; a hand check is the only way to be sure it never does.
+    """
+    from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise KtaError("the quantized program in this checkpoint is not a .pt2 archive") from error
+    with archive:
+        for name in archive.namelist():
+            if name.endswith(("weights_config.json", "constants_config.json")):
+                for fqn, meta in json.loads(archive.read(name))["config"].items():
+                    plain = meta["path_name"].startswith(
+                        ("weight", TENSOR_CONSTANT_FILENAME_PREFIX)
+                    )
+                    if meta.get("use_pickle") or not plain:
+                        raise KtaError(f"refusing the quantized program: {fqn} is a pickled object")
+            elif name.endswith((".pt", ".pkl")) and archive.getinfo(name).file_size:
+                try:
+                    torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+                except Exception as error:
+                    raise KtaError(
+                        f"refusing the quantized program: {name} is not plain data"
+                    ) from error
+
+
+def load_program(program: torch.Tensor) -> nn.Module:
+    """The graph module of a saved int8 program, after checking it holds only data."""
+    data = program.numpy().tobytes()
+    check_program_is_data(data)
+    import torchao.quantization.pt2e  # noqa: F401  registers the quantized_decomposed ops
+
+    return torch.export.load(io.BytesIO(data)).module()
+
+
+def quantized_model_from_checkpoint(
+    checkpoint: dict[str, Any], compile: bool | None = None
+) -> nn.Module:
+    """Rebuild a runnable model from a model_kind "quantized" checkpoint (see module docstring).
+
+    `compile` (pt2e_x86): None follows quant.compile as it was when the model was quantized.
+    """
+    quant = checkpoint.get("quant") or {}
+    backend = quant.get("backend")
+    if backend == "pt2e_x86":
+        compile = quant.get("compile", True) if compile is None else compile
+        return QuantizedProgram(load_program(checkpoint["program"]), compile=compile)
+    if backend == "fx_x86":
+        from kta_cli.compress.quantize_fx import fx_model_from_checkpoint
+
+        return fx_model_from_checkpoint(checkpoint)
+    if backend == "cast":
+        from kta_cli.models.factory import create_model
+
+        args = checkpoint["model_args"]
+        model = create_model(
+            args["name"], num_classes=args["num_classes"], img_size=args.get("img_size")
+        )
+        dtype = CAST_DTYPES[quant["mode"]]
+        model.to(dtype).load_state_dict(checkpoint["model"])
+        return CastModel(model, dtype).eval()
+    raise KtaError(f"unknown quantization backend {backend!r} in checkpoint (made by a newer kta?)")
