@@ -1,0 +1,119 @@
+"""Benchmark for `kta prune`: speed of structured pruning, and accuracy kept after fine-tuning.
+
+    python scripts/bench_prune.py latency    # resnet18 at 224x224, 50% of channels removed
+    python scripts/bench_prune.py accuracy   # digits: train, then 50% structured / 90% unstructured
+
+latency: CPU latency and MACs of the pruned model over the unpruned one, measured side by side
+(interleaved rounds, median over several runs, torch.set_num_threads(2)). Target: ratio <= 0.35.
+accuracy: runs the real CLI (kta train, kta prune) and prints the test-accuracy drop after
+fine-tuning. Target: at most 1 point for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+THREADS = 2
+
+
+def latency(runs: int, batch_sizes: list[int], round_to: int | None) -> None:
+    import timm
+    import torch_pruning as tp
+
+    from kta_cli.compress.prune_layers import head_layers
+    from kta_cli.compress.prune_structured import StructuredPruner, count_macs_and_params
+    from kta_cli.report.measure import interleaved_latency_ms
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    example = torch.randn(1, 3, 224, 224)
+    original = timm.create_model("resnet18", num_classes=1000).eval()
+    pruned = timm.create_model("resnet18", num_classes=1000).eval()
+    pruned.load_state_dict(original.state_dict())
+    StructuredPruner(
+        pruned, example, tp.importance.MagnitudeImportance(p=1), ratio=0.5, scope="layer",
+        ignored=head_layers(pruned), round_to=round_to,
+    ).step()  # fmt: skip
+    macs0, params0 = count_macs_and_params(original, example)
+    macs1, params1 = count_macs_and_params(pruned, example)
+    print(f"resnet18 224x224, 50% of channels per layer removed (L1), threads={THREADS}")
+    print(f"params {params0} -> {params1}  ratio {params1 / params0:.3f}")
+    print(f"MACs   {macs0} -> {macs1}  ratio {macs1 / macs0:.3f}")
+    for batch in batch_sizes:
+        images = torch.randn(batch, 3, 224, 224)
+        ratios, before, after = [], [], []
+        for _ in range(runs):
+            times = interleaved_latency_ms(
+                {"input": original, "pruned": pruned}, images, rounds=5, repeats=5
+            )
+            before.append(times["input"])
+            after.append(times["pruned"])
+            ratios.append(times["pruned"] / times["input"])
+        print(
+            f"batch {batch}: latency {statistics.median(before):.1f} ms -> "
+            f"{statistics.median(after):.1f} ms, ratio median {statistics.median(ratios):.3f} "
+            f"(runs: {', '.join(f'{r:.3f}' for r in ratios)}) target <= 0.35"
+        )
+
+
+def kta(folder: Path, *args: str) -> dict:
+    """Run the CLI in `folder` and return the run's metrics.json."""
+    command = [sys.executable, "-m", "kta_cli", *args]
+    print("$ kta " + " ".join(args), flush=True)
+    subprocess.run(command, cwd=folder, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((folder / "outputs" / args[0] / "latest" / "metrics.json").read_text())
+
+
+def accuracy(folder: Path, epochs: int, finetune_epochs: int, img_size: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    common = ["logger=none", "trainer.progress=false", f"trainer.threads={THREADS}"]
+    trained = kta(
+        folder, "train", "model=resnet18", f"data.img_size={img_size}",
+        f"trainer.epochs={epochs}", *common,
+    )  # fmt: skip
+    print(f"trained: test_acc {trained['test_acc']:.4f}")
+    ckpt = "ckpt=outputs/train/latest"
+    cases = {
+        "structured 50% channels": ["prune.method=structured", "prune.ratio=0.5",
+                                    "prune.scope=layer"],
+        "unstructured 90% weights": ["prune.method=unstructured", "prune.ratio=0.9",
+                                     "prune.steps=3", "prune.schedule=cubic"],
+    }  # fmt: skip
+    for name, args in cases.items():
+        m = kta(folder, "prune", ckpt, *args, f"finetune.epochs={finetune_epochs}", *common)
+        drop = 100 * (m["test_acc_before"] - m["test_acc_after_finetune"])
+        print(
+            f"{name}: test_acc {m['test_acc_before']:.4f} -> after pruning "
+            f"{m['test_acc_after_pruning']:.4f} -> after fine-tuning "
+            f"{m['test_acc_after_finetune']:.4f}; drop {drop:.2f} points (target <= 1); "
+            f"sparsity {m['sparsity']:.3f}, params ratio {m['params_ratio']:.3f}, "
+            f"MACs ratio {m['macs_ratio']:.3f}, latency ratio {m.get('latency_ratio', 0):.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("latency", "accuracy", "all"))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--round-to", type=int, default=None)
+    parser.add_argument("--folder", type=Path, default=Path("outputs/bench_prune"))
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--finetune-epochs", type=int, default=5)
+    parser.add_argument("--img-size", type=int, default=32)
+    args = parser.parse_args()
+    if args.part in ("latency", "all"):
+        latency(args.runs, args.batch_sizes, args.round_to)
+    if args.part in ("accuracy", "all"):
+        accuracy(args.folder.resolve(), args.epochs, args.finetune_epochs, args.img_size)
+
+
+if __name__ == "__main__":
+    main()
