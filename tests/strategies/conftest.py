@@ -71,7 +71,7 @@ def source_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     here = Path.cwd()
     os.chdir(folder)
     try:
-        main(["train", *TINY, "data.classes=[0,1,2,3,4]"])
+        main(["train", *TINY, "data.classes=[0,1,2,3,4]", "data.train_per_class=40"])
     except SystemExit as exit_:
         assert exit_.code in (0, None)
     finally:

@@ -79,7 +79,9 @@ def test_mlp_head_run_reports_groups_and_reloads(kta, source_ckpt) -> None:
 
 
 def test_multitask_reports_each_task(kta) -> None:
-    result = kta("train", *TINY, "task=multitask", "task.weights={parity: 0.5}")
+    result = kta(
+        "train", *TINY, "task=multitask", "task.weights={parity: 0.5}", "data.train_per_class=10"
+    )
     assert result.code == 0, result.err
     metrics = result.metrics()
     for task in ("digit", "parity"):
