@@ -108,16 +108,20 @@ def build_scheduler(
         )
     from timm.scheduler import create_scheduler_v2
 
+    # Warmup as a prefix: the peak lr is reached when warmup ends and the decay then spans the
+    # remaining epochs (timm's default overlaps them, so the ramp never reaches optim.lr).
+    warmup = min(int(warmup_epochs), max(epochs - 1, 0))
     scheduler, _ = create_scheduler_v2(
         optimizer,
         sched=name,
-        num_epochs=epochs,
+        num_epochs=epochs - warmup,
         decay_epochs=decay_epochs,
         decay_milestones=list(milestones or [max(epochs // 2, 1)]),
         decay_rate=decay_rate,
         min_lr=min_lr,
         warmup_lr=warmup_lr,
-        warmup_epochs=int(warmup_epochs),
+        warmup_epochs=warmup,
+        warmup_prefix=True,
         patience_epochs=patience_epochs,
         plateau_mode=plateau_mode,
         step_on_epochs=name == "plateau",
