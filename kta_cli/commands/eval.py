@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from kta_cli.config import choice, section, validate_data
 from kta_cli.data.datasets import build_data, spec_from_dict

@@ -10,8 +10,14 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets as tv_datasets
 
-from kta_cli.data.datasets import (TORCHVISION_SETS, DataBundle, DataSpec, cap_per_class,
-                                   loaders_from, stratified_split)
+from kta_cli.data.datasets import (
+    TORCHVISION_SETS,
+    DataBundle,
+    DataSpec,
+    cap_per_class,
+    loaders_from,
+    stratified_split,
+)
 from kta_cli.data.transforms import build_image_transform
 from kta_cli.errors import KtaError
 
@@ -27,9 +33,15 @@ def _load_image(path: str) -> Image.Image:
 class TransformedSubset(Dataset):
     """A subset of a labelled dataset with its own transform and optional relabelling."""
 
-    def __init__(self, base: Any, index: torch.Tensor, transform: Any,
-                 relabel: torch.Tensor | None = None) -> None:
-        self.base, self.index, self.transform, self.relabel = base, index.tolist(), transform, relabel
+    def __init__(
+        self, base: Any, index: torch.Tensor, transform: Any, relabel: torch.Tensor | None = None
+    ) -> None:
+        self.base, self.index, self.transform, self.relabel = (
+            base,
+            index.tolist(),
+            transform,
+            relabel,
+        )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -48,11 +60,18 @@ def _targets(dataset: Any) -> torch.Tensor:
     return torch.tensor([dataset[i][1] for i in range(len(dataset))])
 
 
-def _split_and_wrap(spec: DataSpec, base: Any, names: list[str], rank: int, world_size: int,
-                    fixed: tuple[Any, Any] | None = None) -> DataBundle:
+def _split_and_wrap(
+    spec: DataSpec,
+    base: Any,
+    names: list[str],
+    rank: int,
+    world_size: int,
+    fixed: tuple[Any, Any] | None = None,
+) -> DataBundle:
     """Split `base` (unless val/test sets are given in `fixed`), select classes, cap, wrap."""
-    train_tf = build_image_transform(spec.augment, img_size=spec.img_size, mean=spec.mean,
-                                     std=spec.std)
+    train_tf = build_image_transform(
+        spec.augment, img_size=spec.img_size, mean=spec.mean, std=spec.std
+    )
     eval_tf = build_image_transform(None, img_size=spec.img_size, mean=spec.mean, std=spec.std)
     relabel = None
     keep = torch.arange(len(base))
@@ -64,22 +83,33 @@ def _split_and_wrap(spec: DataSpec, base: Any, names: list[str], rank: int, worl
         relabel[torch.tensor(spec.classes)] = torch.arange(len(spec.classes))
         names = names_kept
     if fixed is None:
-        parts = stratified_split(_targets(base)[keep], val_fraction=spec.val_fraction,
-                                 test_fraction=spec.test_fraction, seed=spec.seed)
+        parts = stratified_split(
+            _targets(base)[keep],
+            val_fraction=spec.val_fraction,
+            test_fraction=spec.test_fraction,
+            seed=spec.seed,
+        )
         train_idx, val_idx, test_idx = (keep[p] for p in parts)
         sets = [(base, train_idx), (base, val_idx), (base, test_idx)]
     else:
         sets = [(base, keep)]
         for extra in fixed:
-            extra_keep = (torch.isin(_targets(extra), torch.tensor(spec.classes)).nonzero().flatten()
-                          if spec.classes else torch.arange(len(extra)))
+            extra_keep = (
+                torch.isin(_targets(extra), torch.tensor(spec.classes)).nonzero().flatten()
+                if spec.classes
+                else torch.arange(len(extra))
+            )
             sets.append((extra, extra_keep))
     if spec.train_per_class is not None:
         train_base, train_idx = sets[0]
-        sets[0] = (train_base, cap_per_class(train_idx, _targets(train_base),
-                                              spec.train_per_class, spec.seed))
-    wrapped = tuple(TransformedSubset(ds, idx, train_tf if i == 0 else eval_tf, relabel)
-                    for i, (ds, idx) in enumerate(sets))
+        sets[0] = (
+            train_base,
+            cap_per_class(train_idx, _targets(train_base), spec.train_per_class, spec.seed),
+        )
+    wrapped = tuple(
+        TransformedSubset(ds, idx, train_tf if i == 0 else eval_tf, relabel)
+        for i, (ds, idx) in enumerate(sets)
+    )
     return loaders_from(spec, wrapped, names, rank=rank, world_size=world_size)
 
 
@@ -95,8 +125,10 @@ def build_imagefolder(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
         try:
             return tv_datasets.ImageFolder(str(path), loader=_load_image)
         except FileNotFoundError as error:
-            raise KtaError(f"data folder {path} is empty or has no images in class "
-                           "sub-folders (expected <root>/<class>/<image>)") from error
+            raise KtaError(
+                f"data folder {path} is empty or has no images in class "
+                "sub-folders (expected <root>/<class>/<image>)"
+            ) from error
 
     if (root / "train").is_dir() and (root / "val").is_dir():
         train, val = folder(root / "train"), folder(root / "val")
@@ -108,28 +140,43 @@ def build_imagefolder(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
 
 def build_torchvision(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
     """cifar10/cifar100/mnist/fashion_mnist/svhn/stl10 from data.root, downloaded on request."""
-    cls_name = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "mnist": "MNIST",
-                "fashion_mnist": "FashionMNIST", "svhn": "SVHN", "stl10": "STL10"}[spec.name]
+    cls_name = {
+        "cifar10": "CIFAR10",
+        "cifar100": "CIFAR100",
+        "mnist": "MNIST",
+        "fashion_mnist": "FashionMNIST",
+        "svhn": "SVHN",
+        "stl10": "STL10",
+    }[spec.name]
     root = str(Path(spec.root or "data").expanduser())
     dataset_cls = getattr(tv_datasets, cls_name)
 
     def make(train: bool) -> Any:
         split_kw: dict[str, Any] = (
-            {"split": "train" if train else "test"} if spec.name in ("svhn", "stl10")
-            else {"train": train})
+            {"split": "train" if train else "test"}
+            if spec.name in ("svhn", "stl10")
+            else {"train": train}
+        )
         try:
             return dataset_cls(root, download=spec.download, **split_kw)
         except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
-            raise KtaError(f"{spec.name} not found under {root}; run once with "
-                           f"data.download=true (needs internet) or put the files there") from error
+            raise KtaError(
+                f"{spec.name} not found under {root}; run once with "
+                f"data.download=true (needs internet) or put the files there"
+            ) from error
         except OSError as error:  # urllib's URLError is an OSError: offline
-            raise KtaError(f"could not download {spec.name} to {root} ({error}); copy the files "
-                           "there from a machine with internet") from error
+            raise KtaError(
+                f"could not download {spec.name} to {root} ({error}); copy the files "
+                "there from a machine with internet"
+            ) from error
 
     train, test = make(True), make(False)
-    names = list(getattr(train, "classes", [])) or [str(i) for i in range(int(_targets(train).max()) + 1)]
-    val_split = stratified_split(_targets(train), val_fraction=spec.val_fraction, test_fraction=0.0,
-                                 seed=spec.seed)
+    names = list(getattr(train, "classes", [])) or [
+        str(i) for i in range(int(_targets(train).max()) + 1)
+    ]
+    val_split = stratified_split(
+        _targets(train), val_fraction=spec.val_fraction, test_fraction=0.0, seed=spec.seed
+    )
     train_view = Subset(train, val_split[0].tolist())
     train_view.targets = _targets(train)[val_split[0]]  # type: ignore[attr-defined]
     val_view = Subset(train, val_split[1].tolist())
@@ -140,9 +187,15 @@ def build_torchvision(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
 def build_fake(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
     """torchvision FakeData: random images, per-sample PIL decoding, for throughput runs."""
     sizes = (spec.size, max(spec.size // 10, 1), max(spec.size // 10, 1))
-    sets = [tv_datasets.FakeData(size=n, image_size=(3, spec.img_size, spec.img_size),
-                                 num_classes=spec.num_classes, random_offset=i * 1_000_003)
-            for i, n in enumerate(sizes)]
+    sets = [
+        tv_datasets.FakeData(
+            size=n,
+            image_size=(3, spec.img_size, spec.img_size),
+            num_classes=spec.num_classes,
+            random_offset=i * 1_000_003,
+        )
+        for i, n in enumerate(sizes)
+    ]
     names = [str(i) for i in range(spec.num_classes)]
     return _split_and_wrap(spec, sets[0], names, rank, world_size, (sets[1], sets[2]))
 
@@ -156,5 +209,10 @@ def build_folder_data(spec: DataSpec, *, rank: int, world_size: int) -> DataBund
         return build_torchvision(spec, rank, world_size)
     from kta_cli.errors import did_you_mean
 
-    raise KtaError(did_you_mean(spec.name, ("digits", "shapes", "imagefolder", "fake",
-                                            *TORCHVISION_SETS), what="data set"))
+    raise KtaError(
+        did_you_mean(
+            spec.name,
+            ("digits", "shapes", "imagefolder", "fake", *TORCHVISION_SETS),
+            what="data set",
+        )
+    )

@@ -15,8 +15,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def epoch_order(n: int, *, seed: int, epoch: int, shuffle: bool, rank: int = 0,
-                world_size: int = 1) -> torch.Tensor:
+def epoch_order(
+    n: int, *, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
     """The sample indices this rank visits in this epoch (padded so every rank gets as many)."""
     if shuffle:
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -32,12 +33,26 @@ def epoch_order(n: int, *, seed: int, epoch: int, shuffle: bool, rank: int = 0,
 class InMemoryLoader:
     """Batches of (images, labels) cut from tensors; `transform` augments each image."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int,
-                 shuffle: bool, seed: int = 0, drop_last: bool = False,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.batch_size, self.shuffle, self.seed, self.drop_last = (
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+        )
         self.transform, self.rank, self.world_size = transform, rank, world_size
         self.epoch, self.start_batch = 0, 0
         self.dataset = self  # so len(loader.dataset) works as for a DataLoader
@@ -54,10 +69,16 @@ class InMemoryLoader:
         return math.floor(batches) if self.drop_last else math.ceil(batches)
 
     def __iter__(self) -> Iterator[Batch]:
-        order = epoch_order(len(self.labels), seed=self.seed, epoch=self.epoch,
-                            shuffle=self.shuffle, rank=self.rank, world_size=self.world_size)
+        order = epoch_order(
+            len(self.labels),
+            seed=self.seed,
+            epoch=self.epoch,
+            shuffle=self.shuffle,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
         for batch in range(self.start_batch, len(self)):
-            index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
             images = self.images[index]
             if self.transform is not None:
                 images = torch.stack([self.transform(image) for image in images])
@@ -68,15 +89,29 @@ class InMemoryLoader:
 class EpochSampler(Sampler[int]):
     """The DataLoader twin of InMemoryLoader's ordering, resumable at a batch."""
 
-    def __init__(self, n: int, *, seed: int, shuffle: bool, batch_size: int, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self,
+        n: int,
+        *,
+        seed: int,
+        shuffle: bool,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.n, self.seed, self.shuffle, self.batch_size = n, seed, shuffle, batch_size
         self.rank, self.world_size = rank, world_size
         self.epoch, self.start_batch = 0, 0
 
     def __iter__(self) -> Iterator[int]:
-        order = epoch_order(self.n, seed=self.seed, epoch=self.epoch, shuffle=self.shuffle,
-                            rank=self.rank, world_size=self.world_size)
+        order = epoch_order(
+            self.n,
+            seed=self.seed,
+            epoch=self.epoch,
+            shuffle=self.shuffle,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
         start, self.start_batch = self.start_batch * self.batch_size, 0
         return iter(order[start:].tolist())
 
@@ -88,15 +123,36 @@ class EpochSampler(Sampler[int]):
 class SamplerLoader:
     """A DataLoader whose order follows EpochSampler; same interface as InMemoryLoader."""
 
-    def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0,
-                 drop_last: bool = False, num_workers: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.dataset = dataset
-        self.sampler = EpochSampler(len(dataset), seed=seed, shuffle=shuffle, batch_size=batch_size,
-                                    rank=rank, world_size=world_size)
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler,
-                                 drop_last=drop_last, num_workers=num_workers,
-                                 persistent_workers=False, pin_memory=False)
+        self.sampler = EpochSampler(
+            len(dataset),
+            seed=seed,
+            shuffle=shuffle,
+            batch_size=batch_size,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            drop_last=drop_last,
+            num_workers=num_workers,
+            persistent_workers=False,
+            pin_memory=False,
+        )
         self.batch_size, self.drop_last = batch_size, drop_last
         self._full_len = len(self.loader)
 

@@ -1,4 +1,4 @@
-"""Procedural shapes: the class is the shape; the style (colours, texture, clutter, noise) is a knob.
+"""Procedural shapes: the class is the shape; the style (colours, texture, clutter, noise) varies.
 
 Every image is drawn from a seeded generator, so a (seed, style, count, size) tuple always gives the
 same images. Training on one style and testing on another is a controlled domain shift.
@@ -12,8 +12,16 @@ import torch
 
 SHAPES = ("circle", "ring", "triangle", "square", "cross", "star")
 COLORS = ("red", "green", "blue", "yellow", "magenta", "cyan")
-_PALETTE = torch.tensor([[0.9, 0.15, 0.1], [0.1, 0.8, 0.2], [0.15, 0.3, 0.95],
-                         [0.95, 0.85, 0.1], [0.85, 0.2, 0.85], [0.1, 0.85, 0.9]])
+_PALETTE = torch.tensor(
+    [
+        [0.9, 0.15, 0.1],
+        [0.1, 0.8, 0.2],
+        [0.15, 0.3, 0.95],
+        [0.95, 0.85, 0.1],
+        [0.85, 0.2, 0.85],
+        [0.1, 0.85, 0.9],
+    ]
+)
 STYLES = ("flat", "texture", "clutter", "noise", "colorshift")
 
 
@@ -73,8 +81,14 @@ def _clutter(n: int, size: int, g: torch.Generator, blobs: int = 6) -> torch.Ten
     return canvas
 
 
-def generate_shapes(count: int, *, size: int = 32, style: str = "flat", seed: int = 0,
-                    num_classes: int = len(SHAPES)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def generate_shapes(
+    count: int,
+    *,
+    size: int = 32,
+    style: str = "flat",
+    seed: int = 0,
+    num_classes: int = len(SHAPES),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`count` images (N, 3, size, size) in [0, 1], shape labels and colour labels.
 
     `style` is one of STYLES or several joined with '+', e.g. 'texture+noise'.

@@ -43,11 +43,15 @@ def build_augment(options: dict[str, Any], img_size: int) -> Callable | None:
     return v2.Compose(steps) if steps else None
 
 
-def build_image_transform(options: dict[str, Any] | None, *, img_size: int,
-                          mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+def build_image_transform(
+    options: dict[str, Any] | None, *, img_size: int, mean: Sequence[float], std: Sequence[float]
+) -> v2.Compose:
     """PIL image -> normalised tensor; with `options`, the training augmentation too."""
-    steps: list[v2.Transform] = [v2.ToImage(), v2.RGB(),
-                                 v2.Resize((img_size, img_size), antialias=True)]
+    steps: list[v2.Transform] = [
+        v2.ToImage(),
+        v2.RGB(),
+        v2.Resize((img_size, img_size), antialias=True),
+    ]
     steps += augment_steps(options or {}, img_size)
     if options and options.get("color_jitter"):
         strength = float(options["color_jitter"])
