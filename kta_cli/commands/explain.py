@@ -19,7 +19,13 @@ from kta_cli.explain import faithfulness as faith
 from kta_cli.explain.compare import heatmap_agreement
 from kta_cli.explain.inputs import Batch, collect, read_images, sample_batch
 from kta_cli.explain.methods import Explainer, Settings, method_names
-from kta_cli.explain.overlays import Row, curves_figure, denormalize, patches_figure, rows_figure
+from kta_cli.explain.overlays import (
+    curves_figure,
+    denormalize,
+    make_rows,
+    patches_figure,
+    rows_figure,
+)
 from kta_cli.explain.views import (
     class_accuracy,
     confident_mistakes,
@@ -102,39 +108,7 @@ def explain_all(
     }
 
 
-def make_rows(
-    batch: Batch,
-    pictures: torch.Tensor,
-    heatmaps: dict[str, torch.Tensor],
-    probabilities: torch.Tensor,
-    targets: torch.Tensor,
-    names: list[str],
-) -> list[Row]:
-    confidence, predicted = probabilities.max(dim=1)
-    return [
-        Row(
-            name=batch.names[i],
-            image=pictures[i],
-            heatmaps={m: h[i] for m, h in heatmaps.items()},
-            predicted=names[int(predicted[i])],
-            probability=float(confidence[i]),
-            true=names[int(batch.labels[i])] if batch.labels[i] >= 0 else None,
-            target=names[int(targets[i])],
-        )
-        for i in range(len(pictures))
-    ]
-
-
-def removal_reference(kind: str, explainer: Explainer, images: torch.Tensor) -> torch.Tensor:
-    if kind == "blur":
-        from torchvision.transforms.v2.functional import gaussian_blur
-
-        sigma = max(1.0, images.shape[-1] / 16)
-        return gaussian_blur(images, [2 * round(2 * sigma) + 1] * 2, [sigma, sigma])
-    return explainer.pixel(0.5 if kind == "grey" else 0.0, images)
-
-
-def faithfulness_table(
+def faithfulness_report(
     cfg: DictConfig,
     explainer: Explainer,
     images: torch.Tensor,
@@ -143,42 +117,22 @@ def faithfulness_table(
     run_dir: Path,
     tensorboard: TensorBoard,
 ) -> dict[str, dict[str, Any]]:
-    options = {"steps": cfg.faithfulness.steps, "batch_size": cfg.batch_size}
-    reference = removal_reference(cfg.faithfulness.reference, explainer, images)
-    random = faith.random_curves(
+    rows, deletion, insertion = faith.evaluate_methods(
         explainer.model,
         images,
         targets,
-        reference,
+        heatmaps,
+        explainer.reference(cfg.faithfulness.reference, images),
+        steps=cfg.faithfulness.steps,
+        batch_size=cfg.batch_size,
         repeats=cfg.faithfulness.random_repeats,
         seed=cfg.seed,
-        **options,
     )
-    rows, deletion, insertion = {}, {}, {}
-    for method, heat in heatmaps.items():
-        curves = faith.curves(explainer.model, images, heat, targets, reference, **options)
-        rows[method] = faith.score_row(curves, random)
-        deletion[method], insertion[method] = curves.deletion, curves.insertion
-    deletion["random"], insertion["random"] = random.deletion, random.insertion
     figure = curves_figure(deletion, insertion)
     tensorboard.figure("explain/faithfulness", figure)
     save_figure(figure, run_dir / "faithfulness.png")
-    show_faithfulness(rows)
+    console.print(faith.rich_table(rows))
     return rows
-
-
-def show_faithfulness(rows: dict[str, dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(title="faithfulness (area under curve: deletion lower, insertion higher)")
-    table.add_column("method", no_wrap=True)
-    for column in ("del", "ins", "random del", "random ins", "beats random"):
-        table.add_column(column, justify="right")
-    keys = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
-    for method, row in rows.items():
-        verdict = "yes" if row["better_than_random"] else "[bold red]NO[/bold red]"
-        table.add_row(method, *(f"{row[k]:.3f}" for k in keys), verdict)
-    console.print(table)
 
 
 def dataset_views(
@@ -214,16 +168,12 @@ def dataset_views(
         for i in wrong
     ]
     if len(wrong):
-        batch = Batch(images[wrong], labels[wrong], [f"{cfg.split}_{int(i):04d}" for i in wrong])
         predicted = probabilities[wrong].argmax(dim=1)
-        heat = explain_all(explainer, [method], batch.images, predicted)
+        heat = explain_all(explainer, [method], images[wrong], predicted)
+        names = [f"{cfg.split}_{int(i):04d}" for i in wrong]
+        pictures = denormalize(images[wrong], mean, std)
         rows = make_rows(
-            batch,
-            denormalize(batch.images, mean, std),
-            heat,
-            probabilities[wrong],
-            predicted,
-            class_names,
+            names, labels[wrong], pictures, heat, probabilities[wrong], predicted, class_names
         )
         figure = rows_figure(rows, title=f"most confident mistakes ({method})")
         tensorboard.figure("explain/mistakes", figure)
@@ -359,7 +309,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     run_dir = current_run_dir()
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
-    rows = make_rows(batch, pictures, heatmaps, probabilities, targets, class_names)
+    rows = make_rows(
+        batch.names, batch.labels, pictures, heatmaps, probabilities, targets, class_names
+    )
     (run_dir / "images").mkdir(exist_ok=True)
     for row in rows:
         figure = rows_figure([row])
@@ -386,7 +338,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         ],
     }
     if cfg.faithfulness.enabled:
-        metrics["faithfulness"] = faithfulness_table(
+        metrics["faithfulness"] = faithfulness_report(
             cfg, explainer, batch.images, targets, heatmaps, run_dir, tensorboard
         )
     if loader is not None and cfg.views.enabled:

@@ -123,12 +123,24 @@ def default_layer_name(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> 
 def spatial_layer_names(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> list[str]:
     """Names a user may give as layer=: 4-D maps, or token sequences on a ViT."""
     layout = token_layout(model)
-    tokens = None if layout is None else layout[0] + layout[1][0] * layout[1][1]
+    if layout is None:
+        return [n for n, s in shapes.items() if len(s) == 4]
+    tokens, grid = layout[0] + layout[1][0] * layout[1][1], layout[1]
+    # on a ViT, 4-D outputs count only as (B, C, h, w) on the patch grid (not NHWC, not heads)
     return [
         n
         for n, s in shapes.items()
-        if len(s) == 4 or (tokens is not None and len(s) == 3 and s[1] == tokens)
+        if (len(s) == 4 and s[-2:] == grid) or (len(s) == 3 and s[1] == tokens)
     ]
+
+
+def main_layers(valid: list[str]) -> list[str]:
+    """The top-level names among `valid` (stages, blocks): short enough to print in one line."""
+    for depth in (0, 1):
+        names = [n for n in valid if n.count(".") <= depth]
+        if len(names) >= 2:
+            return names[-12:]
+    return valid[-12:]
 
 
 def find_layer(model: nn.Module, name: str | None, example: torch.Tensor) -> TargetLayer:
@@ -137,15 +149,14 @@ def find_layer(model: nn.Module, name: str | None, example: torch.Tensor) -> Tar
     name = name or default_layer_name(model, shapes)
     valid = spatial_layer_names(model, shapes)
     if name not in shapes:
-        stages = [n for n in valid if "." not in n]
         hint = did_you_mean(name, shapes if len(shapes) <= 30 else valid, what="layer")
         if len(shapes) > 30:
-            hint += f" (top-level spatial layers: {', '.join(stages)})"
+            hint += f" (spatial layers include: {', '.join(main_layers(valid))})"
         raise KtaError(hint)
     if name not in valid:
         raise KtaError(
             f"layer {name} outputs shape {shapes[name]}, not a spatial map; pick one of: "
-            + ", ".join(valid[-12:])
+            + ", ".join(main_layers(valid))
         )
     module = model.get_submodule(name)
     if len(shapes[name]) == 4:

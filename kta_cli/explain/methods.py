@@ -73,6 +73,7 @@ class Explainer:
         self.settings = settings or Settings()
         self.layer_name = layer
         self._layers: dict[str | None, TargetLayer] = {}
+        self._differentiable: bool | None = None
         if layer is not None:  # a wrong name fails before any work
             self.target_layer(layer)
 
@@ -93,15 +94,25 @@ class Explainer:
         plain = torch.full((3, *like.shape[-2:]), value, dtype=like.dtype)
         return normalize(plain, self.mean, self.std).expand_as(like).contiguous()
 
+    def reference(self, kind: str, images: torch.Tensor) -> torch.Tensor:
+        """What a removed pixel becomes in faithfulness curves: grey, black, or a blurred copy."""
+        if kind == "blur":
+            from torchvision.transforms.v2.functional import gaussian_blur
+
+            sigma = max(1.0, images.shape[-1] / 16)
+            return gaussian_blur(images, [2 * round(2 * sigma) + 1] * 2, [sigma, sigma])
+        return self.pixel(0.5 if kind == "grey" else 0.0, images)
+
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return torch.cat([self.model(b) for b in inputs.split(self.settings.batch_size)])
 
     def check_differentiable(self, method: str) -> None:
-        probe = torch.zeros(1, 3, self.img_size, self.img_size, requires_grad=True)
-        with torch.enable_grad():
-            out = self.model(probe)
-        if not out.requires_grad:
+        if self._differentiable is None:
+            probe = torch.zeros(1, 3, self.img_size, self.img_size, requires_grad=True)
+            with torch.enable_grad():
+                self._differentiable = self.model(probe).requires_grad
+        if not self._differentiable:
             raise KtaError(
                 f"{method} needs gradients, but this model's output does not depend "
                 "differentiably on its input (a quantized program?); use occlusion or kernel_shap"

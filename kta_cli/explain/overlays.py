@@ -38,6 +38,31 @@ class Row:
     target: str | None = None  # the class explained, when it is not the prediction
 
 
+def make_rows(
+    names: list[str],
+    labels: torch.Tensor,
+    pictures: torch.Tensor,
+    heatmaps: dict[str, torch.Tensor],
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    class_names: list[str],
+) -> list[Row]:
+    """One Row per image; labels < 0 mean the true class is unknown."""
+    confidence, predicted = probabilities.max(dim=1)
+    return [
+        Row(
+            name=names[i],
+            image=pictures[i],
+            heatmaps={m: h[i] for m, h in heatmaps.items()},
+            predicted=class_names[int(predicted[i])],
+            probability=float(confidence[i]),
+            true=class_names[int(labels[i])] if labels[i] >= 0 else None,
+            target=class_names[int(targets[i])],
+        )
+        for i in range(len(pictures))
+    ]
+
+
 def caption(row: Row) -> str:
     text = f"pred {row.predicted} ({row.probability:.0%})"
     if row.true is not None:

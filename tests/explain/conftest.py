@@ -25,13 +25,18 @@ def train_once(folder: Path, *overrides: str) -> Path:
 @pytest.fixture(scope="session")
 def cnn_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """timm test_resnet on 16x16 digits, one epoch."""
-    return train_once(tmp_path_factory.mktemp("cnn"))
+    return train_once(tmp_path_factory.mktemp("cnn"), "data.train_per_class=20")
 
 
 @pytest.fixture(scope="session")
 def vit_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """timm test_vit on 32x32 digits (a 2x2 token grid), one epoch."""
-    return train_once(tmp_path_factory.mktemp("vit"), "model=test_vit", "data.img_size=32")
+    return train_once(
+        tmp_path_factory.mktemp("vit"),
+        "model=test_vit",
+        "data.img_size=32",
+        "data.train_per_class=10",
+    )
 
 
 # Small settings so every method runs in a fraction of a second on 2 CPU cores.
@@ -45,4 +50,12 @@ FAST = [
     "faithfulness.steps=4",
     "faithfulness.random_repeats=1",
     "patterns.images=64",
+]
+
+# Only the heatmaps: no faithfulness curves, data-set views or pattern grids.
+BARE = [
+    *FAST,
+    "faithfulness.enabled=false",
+    "views.enabled=false",
+    "patterns.enabled=false",
 ]

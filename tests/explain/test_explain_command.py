@@ -1,0 +1,91 @@
+"""`kta explain` end to end on tiny trained checkpoints: files a user would open, and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from kta_cli.explain.methods import METHODS
+from tests.explain.conftest import BARE, FAST
+
+QUIET = ["views.enabled=false", "patterns.enabled=false"]
+
+
+@pytest.mark.parametrize("model", ["cnn", "vit"])
+def test_every_method_runs_and_writes_its_png(kta, model, cnn_ckpt, vit_ckpt) -> None:
+    ckpt, n = (cnn_ckpt, 2) if model == "cnn" else (vit_ckpt, 1)
+    result = kta("explain", f"ckpt={ckpt}", "--method", "all", f"n={n}", *FAST, *QUIET)
+    assert result.code == 0, result.err
+    run_dir = result.run_dir("explain")
+    metrics = result.metrics("explain")
+    assert metrics["methods"] == list(METHODS)
+    names = sorted(p.name for p in (run_dir / "images").iterdir())
+    assert names == [f"test_{i:04d}.png" for i in range(n)]
+    assert (run_dir / "grid.png").is_file() == (n > 1)
+    assert (run_dir / "faithfulness.png").is_file()
+    assert set(metrics["faithfulness"]) == set(METHODS)
+    # at 16x16 layer3 and layer4 are 1x1; the last stage wider than that is layer2
+    assert metrics["layer"] == ("layer2" if model == "cnn" else "blocks.5.norm1")
+    for prediction in metrics["predictions"]:
+        assert prediction["explained"] == prediction["predicted"]  # target: predicted by default
+        assert 0.0 <= prediction["probability"] <= 1.0 and prediction["true"] is not None
+
+
+def write_images(folder: Path) -> None:
+    """Two class folders named like digits classes, plus one loose image of unknown class."""
+    for label in ("3", "7"):
+        (folder / label).mkdir(parents=True)
+        Image.new("RGB", (20, 12), (200, 40, 40)).save(folder / label / "a.png")
+    Image.new("L", (8, 8), 128).save(folder / "loose.jpg")
+
+
+def test_image_folder_gives_one_png_per_image_with_true_class(kta, cnn_ckpt, tmp_path) -> None:
+    write_images(tmp_path / "pics")
+    result = kta("explain", f"ckpt={cnn_ckpt}", "--image", str(tmp_path / "pics"), *FAST)
+    assert result.code == 0, result.err
+    metrics = result.metrics("explain")
+    assert [p["true"] for p in metrics["predictions"]] == ["3", "7", None]
+    names = sorted(p.name for p in (result.run_dir("explain") / "images").iterdir())
+    assert names == ["a.png", "a_2.png", "loose.png"]
+    assert (result.run_dir("explain") / "patterns.png").is_file()
+
+
+def test_given_target_class_is_explained_for_every_image(kta, cnn_ckpt) -> None:
+    result = kta("explain", f"ckpt={cnn_ckpt}", "n=3", "target=4", *BARE)
+    assert result.code == 0, result.err
+    assert {p["explained"] for p in result.metrics("explain")["predictions"]} == {"4"}
+
+
+def test_dataset_views_and_layer_override(kta, cnn_ckpt) -> None:
+    result = kta(
+        "explain", f"ckpt={cnn_ckpt}", "n=2", "layer=layer1", "patterns.channels=[0,5]", *FAST
+    )
+    assert result.code == 0, result.err
+    metrics = result.metrics("explain")
+    run_dir = result.run_dir("explain")
+    assert metrics["layer"] == "layer1" and metrics["patterns"]["channels"] == [0, 5]
+    accuracy = metrics["per_class_acc"]
+    assert len(accuracy) == 10 and list(accuracy.values()) == sorted(accuracy.values())
+    assert metrics["hardest_classes"][0] == next(iter(accuracy))
+    assert (run_dir / "patterns.png").is_file()
+    for mistake in metrics["confident_mistakes"]:
+        assert mistake["true"] != mistake["predicted"]
+    assert (run_dir / "mistakes.png").is_file() == bool(metrics["confident_mistakes"])
+
+
+def test_compare_with_itself_agrees_perfectly(kta, cnn_ckpt) -> None:
+    result = kta(
+        "explain",
+        f"ckpt={cnn_ckpt}",
+        f"compare={cnn_ckpt}",
+        "method=[gradcam,saliency]",
+        "n=3",
+        *BARE,
+    )
+    assert result.code == 0, result.err
+    compare = result.metrics("explain")["compare"]
+    assert compare["prediction_agreement"] == 1.0
+    for row in compare["methods"].values():
+        assert row["pearson"] == pytest.approx(1.0) and row["top10_iou"] == pytest.approx(1.0)
