@@ -320,6 +320,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if len(rows) > 1:
         save_figure(rows_figure(rows[: cfg.grid_rows]), run_dir / "grid.png")
     uses_layer = any(m in ("gradcam", "gradcam_pp", "guided_gradcam") for m in methods)
+    if uses_layer and explainer.layer.grid == (1, 1):
+        console.print(
+            f"[yellow]note[/yellow]: layer {explainer.layer.name} is 1x1 at "
+            f"{data['img_size']} px, so CAM heatmaps are constant; pick an earlier layer="
+        )
     metrics: dict[str, Any] = {
         "checkpoint": str(path),
         "parent": str(path),

@@ -44,6 +44,7 @@ class TargetLayer:
     name: str  # the module name the user sees (e.g. layer4, blocks.5.norm1)
     module: nn.Module  # the module whose output is a (B, C, h, w) map
     tokens: bool  # True when reshaped from ViT tokens
+    grid: tuple[int, int] = (0, 0)  # the map's (h, w) at the model's input size
 
 
 def prepare_model(model: nn.Module) -> nn.Module:
@@ -160,12 +161,12 @@ def find_layer(model: nn.Module, name: str | None, example: torch.Tensor) -> Tar
         )
     module = model.get_submodule(name)
     if len(shapes[name]) == 4:
-        return TargetLayer(name, module, tokens=False)
+        return TargetLayer(name, module, tokens=False, grid=tuple(shapes[name][-2:]))
     prefix, grid = token_layout(model)  # type: ignore[misc]
     wrapper = TokenGrid(module, prefix, grid)
     parent_name, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, child, wrapper)
-    return TargetLayer(name, wrapper.grid, tokens=True)
+    return TargetLayer(name, wrapper.grid, tokens=True, grid=grid)
 
 
 def has_rectifiers(model: nn.Module) -> bool:
