@@ -32,7 +32,6 @@ from kta_cli.compress.prune_structured import (
 )
 from kta_cli.compress.prune_unstructured import (
     UNSTRUCTURED_CRITERIA,
-    layer_sparsity,
     make_permanent,
     overall_sparsity,
     prune_unstructured,
@@ -121,7 +120,7 @@ class Session:
         self.cfg, self.model, self.model_name = cfg, model, name
         self.data, self.device = data, device
         size = data.spec.img_size
-        self.example = torch.randn(1, 3, size, size)
+        self.example = torch.randn(1, 3, size, size, device=device)
         self.ignored = resolve_ignored(model, list(cfg.prune.ignore))
         ratios = layer_ratios_of(cfg)
         self.layer_ratios = resolve_layer_ratios(model, ratios, self.ignored)
@@ -274,19 +273,6 @@ def save_pruned(
     return path
 
 
-def layer_rows(session: Session, original: torch.nn.Module, model: torch.nn.Module) -> dict:
-    """Per layer: sparsity (unstructured) or output channels before and after (structured)."""
-    if session.cfg.prune.method == "unstructured":
-        layers = {n: model.get_submodule(n) for n in session.layers}
-        return layer_sparsity(layers)
-    rows = {}
-    for name in session.layers:
-        before, after = original.get_submodule(name), model.get_submodule(name)
-        width = "out_channels" if hasattr(before, "out_channels") else "out_features"
-        rows[name] = [getattr(before, width), getattr(after, width)]
-    return rows
-
-
 def prune_and_report(
     cfg: DictConfig, checkpoint: dict[str, Any], path: Any, model: torch.nn.Module, data: Any,
     device: Any,
@@ -296,7 +282,9 @@ def prune_and_report(
     run_dir = current_run_dir()
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
     start = session.evaluate()
-    before = report.size_figures(model, count_macs_and_params(model.cpu(), session.example)[0])
+    before = report.size_figures(
+        model, count_macs_and_params(model.cpu(), session.example.cpu())[0]
+    )
     model.to(device)
     tables, figures = [], {}
     sensitivity_rows = None
@@ -308,9 +296,8 @@ def prune_and_report(
     result = runner(session)
     pruned = result.model.cpu().eval()
     original = model_from_checkpoint(checkpoint).eval()
-    after = report.size_figures(pruned, count_macs_and_params(pruned, session.example)[0])
-    kept = next((r for r in result.records if r.step == result.best_step), None)
-    metrics = summary_metrics(session, path, result, start, kept, before, after)
+    after = report.size_figures(pruned, count_macs_and_params(pruned, session.example.cpu())[0])
+    metrics = summary_metrics(session, path, result, start, before, after)
     if cfg.measure.latency:
         metrics.update(measure_latency(session, original, pruned))
     for record in result.records:
@@ -324,8 +311,8 @@ def prune_and_report(
     report.save_figures(run_dir, figures, tensorboard)
     tensorboard.close()
     saved = save_pruned(session, checkpoint, path, pruned, metrics)
-    metrics["file_bytes"] = file_bytes(saved)
-    layers = layer_rows(session, original, pruned)
+    metrics["file_bytes_before"], metrics["file_bytes_after"] = file_bytes(path), file_bytes(saved)
+    layers = report.layer_rows(cfg.prune.method, list(session.layers), original, pruned)
     full = {**metrics, "layers": layers, "steps": [vars(r) for r in result.records]}
     if sensitivity_rows is not None:
         full["sensitivity"] = {n: {str(r): a for r, a in row.items()} for n, row in
@@ -347,7 +334,7 @@ def prune_and_report(
 
 def summary_metrics(
     session: Session, path: Any, result: IterativeResult, start: dict[str, float],
-    kept: Any, before: dict[str, int], after: dict[str, int],
+    before: dict[str, int], after: dict[str, int],
 ) -> dict[str, Any]:  # fmt: skip
     cfg = session.cfg
     metrics: dict[str, Any] = {
@@ -358,15 +345,5 @@ def summary_metrics(
         "steps_run": len(result.records),
         "kept_step": result.best_step,
         "stopped_on_max_loss": result.stopped_early,
-        "sparsity": kept.sparsity if kept else 0.0,
     }
-    for key in before:
-        metrics[f"{key}_before"], metrics[f"{key}_after"] = before[key], after[key]
-    metrics["params_ratio"] = after["params"] / max(before["params"], 1)
-    metrics["macs_ratio"] = after["macs"] / max(before["macs"], 1)
-    metrics["test_acc_before"] = start["test_acc"]
-    metrics["test_acc_after_pruning"] = kept.pruned["test_acc"] if kept else start["test_acc"]
-    metrics["test_acc_after_finetune"] = kept.tuned["test_acc"] if kept else start["test_acc"]
-    metrics["val_loss_before"] = start["loss"]
-    metrics["val_loss_after"] = kept.tuned["loss"] if kept else start["loss"]
-    return metrics
+    return {**metrics, **report.outcome_metrics(result, start, before, after)}

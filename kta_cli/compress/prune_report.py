@@ -11,7 +11,8 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from kta_cli.compress.prune_schedule import StepRecord
+from kta_cli.compress.prune_schedule import IterativeResult, StepRecord
+from kta_cli.compress.prune_unstructured import layer_sparsity
 from kta_cli.report.figures import plt, save_figure
 from kta_cli.report.measure import parameter_bytes
 from kta_cli.report.reporter import console
@@ -34,6 +35,39 @@ def size_figures(model: nn.Module, macs: int) -> dict[str, int]:
         "weights_bytes": parameter_bytes(model),
         "weights_zlib_bytes": weights_zlib_bytes(model),
     }
+
+
+def outcome_metrics(
+    result: IterativeResult, start: dict[str, float], before: dict[str, int],
+    after: dict[str, int],
+) -> dict[str, Any]:  # fmt: skip
+    """Sizes before/after and test accuracy before, after pruning, after fine-tuning."""
+    kept = next((r for r in result.records if r.step == result.best_step), None)
+    metrics: dict[str, Any] = {"sparsity": kept.sparsity if kept else 0.0}
+    for key in before:
+        metrics[f"{key}_before"], metrics[f"{key}_after"] = before[key], after[key]
+    metrics["params_ratio"] = after["params"] / max(before["params"], 1)
+    metrics["macs_ratio"] = after["macs"] / max(before["macs"], 1)
+    metrics["test_acc_before"] = start["test_acc"]
+    metrics["test_acc_after_pruning"] = kept.pruned["test_acc"] if kept else start["test_acc"]
+    metrics["test_acc_after_finetune"] = kept.tuned["test_acc"] if kept else start["test_acc"]
+    metrics["val_loss_before"] = start["loss"]
+    metrics["val_loss_after"] = kept.tuned["loss"] if kept else start["loss"]
+    return metrics
+
+
+def layer_rows(
+    method: str, names: list[str], original: nn.Module, model: nn.Module
+) -> dict[str, Any]:
+    """Per layer: sparsity (unstructured) or output channels before and after (structured)."""
+    if method == "unstructured":
+        return layer_sparsity({n: model.get_submodule(n) for n in names})
+    rows = {}
+    for name in names:
+        before, after = original.get_submodule(name), model.get_submodule(name)
+        width = "out_channels" if hasattr(before, "out_channels") else "out_features"
+        rows[name] = [getattr(before, width), getattr(after, width)]
+    return rows
 
 
 def steps_table(records: list[StepRecord], best_step: int) -> Table:
