@@ -216,6 +216,7 @@ def run_sensitivity(session: Session, baseline: float) -> dict[str, dict[float, 
     if cfg.prune.method == "structured":
 
         def prune_one(model: torch.nn.Module, name: str, ratio: float) -> None:
+            session.gradients_if_needed(model)  # the copy's own gradients, for taylor
             prune_one_layer(model, name, ratio, session.importance, session.example,
                             session.ignored)  # fmt: skip
     else:

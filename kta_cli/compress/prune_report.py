@@ -113,21 +113,16 @@ def sensitivity_table(table: dict[str, dict[float, float]], baseline: float) -> 
 def accuracy_vs_sparsity_figure(
     start: dict[str, float], records: list[StepRecord], xlabel: str
 ) -> Any:
-    """Test accuracy after each pruning step, before and after its fine-tuning."""
+    """Test accuracy along the way: each step drops it (pruning), fine-tuning lifts it back."""
     figure, axes = plt.subplots(figsize=(6, 4))
-    xs = [0.0, *(r.sparsity for r in records)]
-    axes.plot(
-        xs,
-        [start["test_acc"], *(r.pruned["test_acc"] for r in records)],
-        "o--",
-        label="after pruning",
-    )
-    axes.plot(
-        xs,
-        [start["test_acc"], *(r.tuned["test_acc"] for r in records)],
-        "o-",
-        label="after fine-tuning",
-    )
+    xs, ys = [0.0], [start["test_acc"]]
+    for r in records:
+        xs += [r.sparsity, r.sparsity]
+        ys += [r.pruned["test_acc"], r.tuned["test_acc"]]
+    axes.plot(xs, ys, "-", color="0.7", zorder=1)
+    axes.scatter([0.0], ys[:1], color="black", label="input", zorder=2)
+    axes.scatter(xs[1::2], ys[1::2], marker="x", color="tab:red", label="after pruning", zorder=2)
+    axes.scatter(xs[2::2], ys[2::2], color="tab:blue", label="after fine-tuning", zorder=2)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("test accuracy")
     axes.set_ylim(0, 1.02)
