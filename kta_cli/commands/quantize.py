@@ -75,6 +75,8 @@ def measure(
     metrics: dict[str, Any] = {"compile_seconds": warm_up(quantized, [one, many])}
     runs = {"float": float_model, "quantized": quantized}
     for name, images in (("batch1", one), (f"batch{len(many)}", many)):
+        if not cfg.measure.latency:
+            break
         latency = interleaved_latency_ms(
             runs, images, rounds=cfg.measure.rounds, repeats=cfg.measure.repeats
         )

@@ -22,3 +22,41 @@ def prune_trained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         os.chdir(previous)
     return (folder / "outputs" / "train" / "latest" / "best.ckpt").resolve()
+
+
+# kta quantize on a tiny model: few calibration images, uncompiled int8 graph, no timing rounds.
+QUANT_FAST = [
+    "data=digits",
+    "data.img_size=16",
+    "data.train_per_class=5",
+    "quant.calib_batches=2",
+    "quant.compile=false",
+    "measure.latency=false",
+    "measure.batch_size=4",
+    "logger=none",
+]
+
+
+def _run_in(folder: Path, args: list[str]) -> None:
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        main(args)
+    finally:
+        os.chdir(previous)
+
+
+@pytest.fixture(scope="session")
+def quant_trained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test_resnet trained for one epoch on 16x16 digits (made once per test session)."""
+    folder = tmp_path_factory.mktemp("quant_train")
+    _run_in(folder, ["train", *TINY])
+    return (folder / "outputs" / "train" / "latest" / "best.ckpt").resolve()
+
+
+@pytest.fixture(scope="session")
+def quant_static_run(tmp_path_factory: pytest.TempPathFactory, quant_trained_ckpt: Path) -> Path:
+    """The run folder of one static int8 `kta quantize` of quant_trained_ckpt (pt2e_x86)."""
+    folder = tmp_path_factory.mktemp("quant_static")
+    _run_in(folder, ["quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST])
+    return (folder / "outputs" / "quantize" / "latest").resolve()

@@ -1,0 +1,177 @@
+"""Benchmark for `kta quantize`: int8 vs float latency, size and accuracy, measured side by side.
+
+    python scripts/bench_quantize.py                   # resnet18 @224 + resnet18 trained on digits
+    python scripts/bench_quantize.py --ckpt outputs/train/latest/best.ckpt   # your own model
+
+Candidates per model: fp32 eager, fp32 torch.compile (inductor, freezing), int8 pt2e_x86
+(torch.export + torchao X86InductorQuantizer + torch.compile) and int8 fx_x86 (torch.ao,
+deprecated). Latency: interleaved rounds, median, torch.set_num_threads(--threads); compile time
+is reported apart. Targets from issue 5: int8/fp32 latency <= 0.30, accuracy drop <= 0.5 points,
+file size ratio <= 0.27.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kta_cli.compress.quantize import QuantSettings, quantize
+from kta_cli.data.datasets import DataSpec, build_data
+from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
+from kta_cli.engine.finetune import fine_tune
+from kta_cli.models.factory import create_model, model_from_checkpoint
+from kta_cli.report.measure import accuracy, file_bytes, interleaved_latency_ms
+
+
+class Batches:
+    """A list of (images, labels) batches that looks like a kta loader."""
+
+    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Any:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        pass
+
+
+def compiled(model: nn.Module, example: torch.Tensor) -> tuple[Any, float]:
+    """torch.compile with freezing (as the int8 path gets), warmed up; returns (fn, seconds)."""
+    started = time.perf_counter()
+    function = torch.compile(model)
+    with torch._inductor.config.patch(freezing=True), torch.inference_mode():
+        function(example)
+    seconds = time.perf_counter() - started
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        with torch._inductor.config.patch(freezing=True):
+            return function(images)
+
+    return run, seconds
+
+
+def int8_file_bytes(result: Any, folder: Path, backend: str) -> int:
+    """Size of the kta checkpoint file the command would write (payload only, no metadata)."""
+    path = folder / f"{backend}.ckpt"
+    save_checkpoint(path, {"model_kind": "quantized", **result.payload})
+    return file_bytes(path)
+
+
+def bench(
+    name: str, model: nn.Module, train: Any, val: Any, test: Any | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    model = model.eval()
+    one = next(iter(train))[0][:1].contiguous()
+    folder = Path(tempfile.mkdtemp(prefix="kta-bench-"))
+    save_checkpoint(folder / "float.ckpt", {"model": model.state_dict()})
+    row: dict[str, Any] = {"model": name, "float_bytes": file_bytes(folder / "float.ckpt")}
+    runs: dict[str, Any] = {"fp32": model}
+    runs["fp32_compiled"], row["fp32_compile_s"] = compiled(model, one)
+    for backend in ("pt2e_x86", "fx_x86"):
+        settings = QuantSettings(
+            backend=backend,
+            observer=args.observer,
+            calib_batches=args.calib_batches,
+            sensitivity=False,
+        )
+        started = time.perf_counter()
+        result = quantize(model, settings, train_loader=train, val_loader=val, name=name)
+        row[f"{backend}_quantize_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        with torch.inference_mode():
+            result.model(one)
+        row[f"{backend}_first_call_s"] = time.perf_counter() - started
+        row[f"{backend}_bytes"] = int8_file_bytes(result, folder, backend)
+        runs[backend] = result.model
+        if test is not None:
+            row[f"{backend}_acc"] = accuracy(result.model, test)
+    if test is not None:
+        row["fp32_acc"] = accuracy(model, test)
+    with torch.inference_mode():
+        latency = interleaved_latency_ms(runs, one, rounds=args.rounds, repeats=args.repeats)
+    row.update({f"{k}_ms": v for k, v in latency.items()})
+    return row
+
+
+def print_row(row: dict[str, Any]) -> None:
+    print(f"\n== {row['model']}")
+    for key, value in row.items():
+        print(f"  {key:<26} {value:.4f}" if isinstance(value, float) else f"  {key:<26} {value}")
+    for backend in ("pt2e_x86", "fx_x86"):
+        ratio = row[f"{backend}_ms"] / row["fp32_ms"]
+        ratio_compiled = row[f"{backend}_ms"] / row["fp32_compiled_ms"]
+        size = row[f"{backend}_bytes"] / row["float_bytes"]
+        line = (
+            f"  {backend}: latency int8/fp32 eager {ratio:.3f} (target <= 0.30: "
+            f"{'met' if ratio <= 0.30 else 'MISSED'}), int8/fp32 compiled {ratio_compiled:.3f}, "
+            f"file ratio {size:.3f} ({'met' if size <= 0.27 else 'MISSED'} <= 0.27)"
+        )
+        if f"{backend}_acc" in row:
+            drop = 100 * (row["fp32_acc"] - row[f"{backend}_acc"])
+            line += f", accuracy drop {drop:.2f} points ({'met' if drop <= 0.5 else 'MISSED'})"
+        print(line)
+
+
+def imagenet_like(args: argparse.Namespace) -> dict[str, Any]:
+    """timm resnet18 at 224x224 (random weights: no download); calibrated on random images."""
+    model = create_model(args.model, num_classes=1000)
+    generator = torch.Generator().manual_seed(0)
+    batches = [
+        (torch.randn(4, 3, 224, 224, generator=generator), torch.zeros(4).long())
+        for _ in range(args.calib_batches)
+    ]
+    return bench(f"{args.model} @224", model, Batches(batches), Batches(batches[:1]), None, args)
+
+
+def trained_on_digits(args: argparse.Namespace) -> dict[str, Any]:
+    """A model trained on the embedded digits (or --ckpt), scored on its test split."""
+    if args.ckpt:
+        checkpoint = load_checkpoint(args.ckpt)
+        model = model_from_checkpoint(checkpoint)
+        spec = DataSpec(**checkpoint["config"]["data"])
+        data = build_data(spec)
+        return bench(checkpoint["model_args"]["name"], model, data.train, data.val, data.test, args)
+    data = build_data(DataSpec(img_size=args.digits_size))
+    model = create_model(args.model, num_classes=10)
+    fine_tune(model, data.train, data.val, epochs=args.epochs, lr=0.05)
+    name = f"{args.model} @{args.digits_size} digits ({args.epochs} epochs)"
+    return bench(name, model, data.train, data.val, data.test, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--ckpt", default=None, help="a kta checkpoint instead of training one")
+    parser.add_argument("--digits-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--observer", default="histogram")
+    parser.add_argument("--calib-batches", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--skip-224", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {args.threads}, {time.strftime('%Y-%m-%d %H:%M')}")
+    rows = [trained_on_digits(args)]
+    if not args.skip_224:
+        rows.append(imagenet_like(args))
+    for row in rows:
+        print_row(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Every user mistake with `kta quantize` is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.compress.conftest import QUANT_FAST
+
+
+def error_line(result) -> str:
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("kta quantize: error:")]
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+def test_missing_checkpoint(kta):
+    line = error_line(kta("quantize", "ckpt=nowhere/best.ckpt", *QUANT_FAST))
+    assert "checkpoint not found: nowhere/best.ckpt" in line
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("quant.calib_batches=0", "quant.calib_batches must be >= 1"),
+        ("quant.observer=minmx", "did you mean 'minmax'"),
+        ("quant.backend=pt2e", "did you mean 'pt2e_x86'"),
+        ("quant.mode=int4", "unknown quant.mode value 'int4'"),
+        ("quant.qat_epochs=-1", "quant.qat_epochs must be >= 0"),
+        ("measure.threads=0", "measure.threads must be > 0"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(kta, override: str, expected: str):
+    line = error_line(kta("quantize", "ckpt=nowhere.ckpt", *QUANT_FAST, override))
+    assert expected in line
+
+
+def test_percentile_needs_the_pt2e_backend(kta, quant_trained_ckpt: Path):
+    args = ["quant.backend=fx_x86", "quant.observer=percentile"]
+    line = error_line(kta("quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, *args))
+    assert "percentile needs quant.backend=pt2e_x86" in line
+
+
+def test_an_already_quantized_checkpoint_is_refused(kta, quant_static_run: Path):
+    line = error_line(kta("quantize", f"ckpt={quant_static_run / 'model.ckpt'}", *QUANT_FAST))
+    assert "already quantized" in line

@@ -1,0 +1,126 @@
+"""`kta quantize` end to end on a tiny model: it shrinks, keeps its predictions, reloads as data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from kta_cli.engine.checkpoint import load_checkpoint
+from tests.compress.conftest import QUANT_FAST
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_static_int8_is_smaller_and_keeps_accuracy(quant_static_run: Path):
+    metrics = metrics_of(quant_static_run)
+    assert metrics["backend"] == "pt2e_x86" and metrics["mode"] == "static"
+    assert metrics["int8_parameter_bytes"] < 0.3 * metrics["float_parameter_bytes"]
+    assert metrics["int8_file_bytes"] < 0.7 * metrics["float_file_bytes"]
+    assert abs(metrics["acc_before"] - metrics["acc_after"]) < 0.05
+    assert metrics["reload_agreement"] >= 0.9
+
+
+def test_per_layer_sqnr_names_the_model_layers(quant_static_run: Path):
+    rows = metrics_of(quant_static_run)["layer_sqnr"]
+    layers = [row["layer"] for row in rows]
+    assert layers[0] == "conv1.0" and "fc" in layers
+    assert all(10 < row["sqnr_db"] < 60 and row["drop_db"] >= 0 for row in rows)
+    assert (quant_static_run / "sensitivity.png").is_file()
+
+
+def test_checkpoint_is_data_and_source_untouched(quant_static_run: Path, quant_trained_ckpt: Path):
+    before = digest(quant_trained_ckpt)
+    checkpoint = load_checkpoint(quant_static_run / "model.ckpt")  # weights_only=True
+    assert checkpoint["model_kind"] == "quantized" and checkpoint["program"].dtype == torch.uint8
+    assert checkpoint["parent"] == str(quant_trained_ckpt)
+    assert digest(quant_trained_ckpt) == before
+    assert quant_trained_ckpt.parent.joinpath("best.ckpt").is_file()
+
+
+RELOAD = """
+import sys, torch
+from kta_cli.compress.quantized import quantized_model_from_checkpoint
+from kta_cli.engine.checkpoint import load_checkpoint
+model = quantized_model_from_checkpoint(load_checkpoint(sys.argv[1]), compile=False)
+images = torch.load(sys.argv[2], weights_only=True)
+torch.save(model(images).argmax(1), sys.argv[3])
+"""
+
+
+def test_reloads_in_a_fresh_process_with_the_same_predictions(quant_static_run: Path, tmp_path):
+    from kta_cli.compress.quantized import quantized_model_from_checkpoint
+
+    checkpoint = load_checkpoint(quant_static_run / "model.ckpt")
+    images = torch.randn(32, 3, 16, 16)
+    torch.save(images, tmp_path / "images.pt")
+    model = quantized_model_from_checkpoint(checkpoint, compile=False)
+    here = model(images).argmax(1)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RELOAD,
+            str(quant_static_run / "model.ckpt"),
+            str(tmp_path / "images.pt"),
+            str(tmp_path / "predicted.pt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    there = torch.load(tmp_path / "predicted.pt", weights_only=True)
+    assert (here == there).float().mean() >= 0.9
+
+
+def test_kta_eval_runs_the_quantized_checkpoint(kta, quant_static_run: Path):
+    result = kta("eval", f"ckpt={quant_static_run / 'model.ckpt'}", "logger=none")
+    assert result.code == 0, result.err
+    evaluated = result.metrics("eval")
+    assert abs(evaluated["acc"] - metrics_of(quant_static_run)["acc_after"]) < 1e-6
+
+
+def test_qat_fine_tunes_then_converts(kta, quant_trained_ckpt: Path):
+    result = kta("quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.qat_epochs=1")
+    assert result.code == 0, result.err
+    metrics = result.metrics("quantize")
+    assert len(metrics["qat_history"]) == 1 and 0 <= metrics["qat_val_acc"] <= 1
+    assert metrics["int8_parameter_bytes"] < 0.3 * metrics["float_parameter_bytes"]
+
+
+def test_keep_float_keeps_the_most_sensitive_layer(kta, quant_trained_ckpt: Path):
+    args = [f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.keep_float=1"]
+    result = kta("quantize", *args, "quant.observer=percentile")
+    assert result.code == 0, result.err
+    metrics = result.metrics("quantize")
+    worst = max(metrics["layer_sqnr"], key=lambda row: row["drop_db"])["layer"]
+    assert metrics["kept_float"] == [worst]
+
+
+def test_fp16_halves_the_file_and_evaluates(kta, quant_trained_ckpt: Path):
+    result = kta("quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.mode=fp16")
+    assert result.code == 0, result.err
+    metrics = result.metrics("quantize")
+    assert metrics["backend"] == "cast"
+    assert 0.45 < metrics["int8_parameter_bytes"] / metrics["float_parameter_bytes"] <= 0.5 + 1e-3
+    assert abs(metrics["acc_before"] - metrics["acc_after"]) < 0.02
+    evaluated = kta("eval", "ckpt=outputs/quantize/latest", "logger=none")
+    assert evaluated.code == 0, evaluated.err
+
+
+def test_fx_backend_is_still_selectable(kta, quant_trained_ckpt: Path):
+    args = [f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.backend=fx_x86"]
+    result = kta("quantize", *args, "quant.observer=minmax")
+    assert result.code == 0, result.err
+    metrics = result.metrics("quantize")
+    assert metrics["backend"] == "fx_x86" and metrics["reload_agreement"] == 1.0
+    assert metrics["int8_parameter_bytes"] < 0.3 * metrics["float_parameter_bytes"]

@@ -1,0 +1,93 @@
+"""Library-level quantization behaviour: dynamic int8, unquantizable models, unsafe archives."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+import torch
+from torch import nn
+
+from kta_cli.compress.quantize import QuantSettings, quantize
+from kta_cli.compress.quantized import check_program_is_data
+
+torch.manual_seed(0)
+BATCHES = [(torch.randn(4, 3, 4, 4), torch.zeros(4, dtype=torch.long)) for _ in range(2)]
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(48, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+
+
+def test_dynamic_int8_quantizes_linear_weights_and_keeps_outputs():
+    model = mlp()
+    result = quantize(
+        model, QuantSettings(mode="dynamic"), train_loader=BATCHES, val_loader=BATCHES
+    )
+    result.model.compile = False
+    graph = result.model.graph
+    ops = {str(node.target) for node in graph.graph.nodes if node.op == "call_function"}
+    assert any("choose_qparams" in op for op in ops)  # activation ranges computed at run time
+    int8 = [v for v in graph.state_dict().values() if v.dtype == torch.int8]
+    int8 += [
+        getattr(graph, n.target)
+        for n in graph.graph.nodes
+        if n.op == "get_attr" and getattr(getattr(graph, n.target), "dtype", None) == torch.int8
+    ]
+    assert {tuple(t.shape) for t in int8} >= {(32, 48), (10, 32)}
+    images = torch.randn(16, 3, 4, 4)
+    similarity = nn.functional.cosine_similarity(model(images), result.model(images)).min()
+    assert similarity > 0.99
+
+
+class NoLayers(nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.mean(dim=(2, 3)).softmax(dim=1)
+
+
+def test_a_model_without_quantizable_layers_is_named_with_a_suggestion():
+    with pytest.raises(
+        Exception, match="no operation the x86 static int8 quantizer handles"
+    ) as info:
+        quantize(NoLayers(), QuantSettings(), train_loader=BATCHES, val_loader=BATCHES, name="pool")
+    assert "mean" in str(info.value) and "quant.mode=fp16" in str(info.value)
+
+
+class DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(48, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.sum() > 0:  # Python control flow on a value: export cannot trace it
+            return self.linear(images.flatten(1))
+        return -self.linear(images.flatten(1))
+
+
+def test_a_model_export_cannot_capture_suggests_fp16():
+    with pytest.raises(Exception, match="torch.export cannot capture ctrl .*quant.mode=fp16"):
+        quantize(
+            DataDependent(), QuantSettings(), train_loader=BATCHES, val_loader=BATCHES, name="ctrl"
+        )
+
+
+def test_an_archive_that_would_unpickle_is_refused():
+    result = quantize(
+        mlp(), QuantSettings(mode="dynamic"), train_loader=BATCHES, val_loader=BATCHES
+    )
+    data = result.payload["program"].numpy().tobytes()
+    check_program_is_data(data)  # the real one passes
+    source, tampered = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(tampered, "w") as out:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename.endswith("weights_config.json"):
+                config = json.loads(content)
+                for meta in config["config"].values():
+                    meta["use_pickle"] = True
+                content = json.dumps(config).encode()
+            out.writestr(info, content)
+    with pytest.raises(Exception, match="refusing the quantized program"):
+        check_program_is_data(tampered.getvalue())
