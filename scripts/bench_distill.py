@@ -131,13 +131,17 @@ def timing_runs(args: argparse.Namespace, teacher_path: Path) -> dict[str, float
     return medians
 
 
+def closure_text(value: float | None) -> str:
+    return "n/a (no gap)" if value is None else f"{value:.3f}"
+
+
 def report(rows: list[dict], seconds: dict[str, float], args: argparse.Namespace) -> None:
     closures = [r["gap_closure"] for r in rows if r["gap_closure"] is not None]
     print("\nseed  teacher  scratch  distilled  gap closure")
     for r in rows:
         print(
             f"{r['seed']:>4}  {r['teacher_test_acc']:.4f}   {r['scratch_test_acc']:.4f}   "
-            f"{r['test_acc']:.4f}     {r['gap_closure']:.3f}"
+            f"{r['test_acc']:.4f}     {closure_text(r['gap_closure'])}"
         )
     if closures:
         spread = statistics.stdev(closures) if len(closures) > 1 else 0.0

@@ -14,6 +14,8 @@ from tests.conftest import TINY
 DISTILL_TINY = [
     "student=test_resnet",
     "data.train_per_class=8",
+    "data.val_fraction=0.05",
+    "data.test_fraction=0.1",
     "trainer.epochs=1",
     "trainer.progress=false",
     "logger=none",
