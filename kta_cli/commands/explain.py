@@ -16,7 +16,7 @@ from kta_cli.data.transforms import normalize
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from kta_cli.errors import KtaError, did_you_mean
 from kta_cli.explain import faithfulness as faith
-from kta_cli.explain.compare import heatmap_agreement
+from kta_cli.explain.compare import agreement_table, heatmap_agreement
 from kta_cli.explain.inputs import Batch, collect, read_images, sample_batch
 from kta_cli.explain.methods import Explainer, Settings, method_names
 from kta_cli.explain.overlays import (
@@ -250,11 +250,7 @@ def compare_with(
             continue
         rows[method] = heatmap_agreement(heatmaps[method], other_heat)
     agreement = float((other_predicted == predicted).float().mean())
-    print_table(
-        f"heatmap agreement with {path.parent.name}/{path.name} "
-        f"(same predictions: {agreement:.0%})",
-        {f"{m} {k}": v for m, r in rows.items() for k, v in r.items() if k != "skipped"},
-    )
+    console.print(agreement_table(rows, f"{path.parent.name}/{path.name}", agreement))
     return {"checkpoint": str(path), "prediction_agreement": agreement, "methods": rows}
 
 

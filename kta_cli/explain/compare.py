@@ -4,6 +4,7 @@ same target classes, the heatmaps of two models side by side."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,3 +54,19 @@ def heatmap_agreement(
         "spearman": mean(spearman),
         f"top{round(top_fraction * 100)}_iou": mean(top_overlap(a, b, top_fraction)),
     }
+
+
+def agreement_table(rows: dict[str, dict[str, Any]], other: str, same_predictions: float) -> Any:
+    """One row per method: correlations and top-pixel overlap, or why it was skipped."""
+    from rich.table import Table
+
+    table = Table(title=f"heatmaps vs {other} (same predictions: {same_predictions:.0%})")
+    table.add_column("method", no_wrap=True)
+    for column in ("pearson", "spearman", "top-10% IoU"):
+        table.add_column(column, justify="right")
+    for method, row in rows.items():
+        if "skipped" in row:
+            table.add_row(method, "skipped", "", "")
+        else:
+            table.add_row(method, *(f"{row[k]:.3f}" for k in ("pearson", "spearman", "top10_iou")))
+    return table

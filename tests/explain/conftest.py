@@ -59,3 +59,15 @@ BARE = [
     "views.enabled=false",
     "patterns.enabled=false",
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny 16-32 px models gain nothing from a second thread; on a shared 2-core machine the
+    spinning second thread only costs time. Restored after each test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
