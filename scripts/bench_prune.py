@@ -71,30 +71,37 @@ def kta(folder: Path, *args: str) -> dict:
     return json.loads((folder / "outputs" / args[0] / "latest" / "metrics.json").read_text())
 
 
-def accuracy(folder: Path, epochs: int, finetune_epochs: int, img_size: int) -> None:
+def accuracy(
+    folder: Path, epochs: int, finetune_epochs: int, img_size: int, ckpt: Path | None,
+    cases: list[str], unstructured_steps: int,
+) -> None:  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     common = ["logger=none", "trainer.progress=false", f"trainer.threads={THREADS}"]
-    trained = kta(
-        folder, "train", "model=resnet18", f"data.img_size={img_size}",
-        f"trainer.epochs={epochs}", *common,
-    )  # fmt: skip
-    print(f"trained: test_acc {trained['test_acc']:.4f}")
-    ckpt = "ckpt=outputs/train/latest"
-    cases = {
-        "structured 50% channels": ["prune.method=structured", "prune.ratio=0.5",
-                                    "prune.scope=layer"],
-        "unstructured 90% weights": ["prune.method=unstructured", "prune.ratio=0.9",
-                                     "prune.steps=3", "prune.schedule=cubic"],
+    if ckpt is None:
+        trained = kta(
+            folder, "train", "model=resnet18", f"data.img_size={img_size}",
+            f"trainer.epochs={epochs}", *common,
+        )  # fmt: skip
+        print(f"trained: test_acc {trained['test_acc']:.4f}")
+        ckpt = folder / "outputs" / "train" / "latest"
+    arguments = {
+        "structured": ["prune.method=structured", "prune.ratio=0.5", "prune.scope=layer"],
+        "unstructured": ["prune.method=unstructured", "prune.ratio=0.9",
+                         f"prune.steps={unstructured_steps}", "prune.schedule=cubic"],
     }  # fmt: skip
-    for name, args in cases.items():
-        m = kta(folder, "prune", ckpt, *args, f"finetune.epochs={finetune_epochs}", *common)
+    for name in cases:
+        m = kta(
+            folder, "prune", f"ckpt={ckpt}", *arguments[name],
+            f"finetune.epochs={finetune_epochs}", *common,
+        )  # fmt: skip
         drop = 100 * (m["test_acc_before"] - m["test_acc_after_finetune"])
         print(
             f"{name}: test_acc {m['test_acc_before']:.4f} -> after pruning "
             f"{m['test_acc_after_pruning']:.4f} -> after fine-tuning "
             f"{m['test_acc_after_finetune']:.4f}; drop {drop:.2f} points (target <= 1); "
             f"sparsity {m['sparsity']:.3f}, params ratio {m['params_ratio']:.3f}, "
-            f"MACs ratio {m['macs_ratio']:.3f}, latency ratio {m.get('latency_ratio', 0):.3f}"
+            f"MACs ratio {m['macs_ratio']:.3f}, latency ratio {m.get('latency_ratio', 0):.3f}",
+            flush=True,
         )
 
 
@@ -108,11 +115,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--img-size", type=int, default=32)
+    parser.add_argument("--ckpt", type=Path, default=None, help="skip training, prune this")
+    parser.add_argument(
+        "--cases", nargs="+", choices=("structured", "unstructured"),
+        default=["structured", "unstructured"],
+    )  # fmt: skip
+    parser.add_argument("--unstructured-steps", type=int, default=3)
     args = parser.parse_args()
     if args.part in ("latency", "all"):
         latency(args.runs, args.batch_sizes, args.round_to)
     if args.part in ("accuracy", "all"):
-        accuracy(args.folder.resolve(), args.epochs, args.finetune_epochs, args.img_size)
+        accuracy(
+            args.folder.resolve(), args.epochs, args.finetune_epochs, args.img_size,
+            args.ckpt.resolve() if args.ckpt else None, args.cases, args.unstructured_steps,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -121,7 +121,8 @@ class Session:
         self.data, self.device = data, device
         size = data.spec.img_size
         self.example = torch.randn(1, 3, size, size, device=device)
-        self.ignored = resolve_ignored(model, list(cfg.prune.ignore))
+        ignore = cfg.prune.ignore or []
+        self.ignored = resolve_ignored(model, [ignore] if isinstance(ignore, str) else list(ignore))
         ratios = layer_ratios_of(cfg)
         self.layer_ratios = resolve_layer_ratios(model, ratios, self.ignored)
         self.layers = layers_to_prune(model, self.ignored)
