@@ -165,6 +165,10 @@ def multitask(domain: str, args: argparse.Namespace, folder: Path) -> list[dict[
     return rows
 
 
+def command_text() -> str:
+    return ("python scripts/transfer_study.py " + " ".join(COMMAND_LINE)).strip()
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -246,8 +250,8 @@ def report(
     mt_rows: list[dict[str, Any]],
     args: argparse.Namespace,
     minutes: float,
+    earlier: list[str],
 ) -> str:
-    command = "python scripts/transfer_study.py " + " ".join(COMMAND_LINE)
     lines = [
         "# Results",
         "",
@@ -255,7 +259,8 @@ def report(
         "",
         "Produced by:",
         "",
-        f"    {command.strip()}",
+        f"    {command_text()}",
+        *(f"    (rows of the other domain from an earlier run: {c})" for c in earlier),
         "",
         f"{datetime.now(timezone.utc):%Y-%m-%d}, 2-core CPU (AVX-512 VNNI), torch "
         f"{__import__('torch').__version__}, trainer.threads={args.threads}, "
@@ -289,20 +294,39 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--docs", action="store_true", help="also write docs/results.md")
+    parser.add_argument(
+        "--merge", type=Path, default=None, help="keep other domains' rows from this results.json"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     folder = args.out or REPO / "outputs" / "study" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
     folder.mkdir(parents=True, exist_ok=True)
-    transfer_rows, mt_rows = [], []
+    transfer_rows, mt_rows, earlier = [], [], []
+    if args.merge:  # rows of domains not rerun now, with the command that made them
+        merged = json.loads(args.merge.read_text())
+        keep = [
+            d
+            for d in DOMAINS
+            if d not in args.domains and any(r["domain"] == d for r in merged["transfer"])
+        ]
+        transfer_rows += [r for r in merged["transfer"] if r["domain"] in keep]
+        mt_rows += [r for r in merged["multitask"] if r["domain"] in keep]
+        earlier = [merged.get("command", str(args.merge))] if keep else []
+        args.domains = keep + args.domains
     for domain in args.domains:
+        if any(r["domain"] == domain for r in transfer_rows):
+            continue
         transfer_rows += transfer(domain, args, folder)
         if not args.no_multitask:
             mt_rows += multitask(domain, args, folder)
         (folder / "results.json").write_text(
-            json.dumps({"transfer": transfer_rows, "multitask": mt_rows}, indent=1)
+            json.dumps(
+                {"command": command_text(), "transfer": transfer_rows, "multitask": mt_rows},
+                indent=1,
+            )
         )
     plot(transfer_rows, args.domains, args.labels, folder / "transfer_study.png")
-    text = report(transfer_rows, mt_rows, args, (time.perf_counter() - started) / 60)
+    text = report(transfer_rows, mt_rows, args, (time.perf_counter() - started) / 60, earlier)
     (folder / "results.md").write_text(text)
     print(text)
     if args.docs:
