@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ from kta_cli.commands.train import (
     resume_path,
     shared_run_dir,
 )
-from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
 from kta_cli.engine.checkpoint import git_commit, load_checkpoint, save_checkpoint
+from kta_cli.engine.distill_task import DistillationTask
 from kta_cli.engine.loop import Interrupted, Trainer, evaluate
 from kta_cli.engine.optim import build_optimizer
 from kta_cli.engine.runtime import Runtime, barrier, start_runtime, stop_runtime
@@ -89,8 +91,24 @@ def trainable_optimizer(cfg: DictConfig, module: torch.nn.Module) -> torch.optim
     )
 
 
-def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
-    run_dir = shared_run_dir(runtime)
+@dataclass
+class Parts:
+    """What a distillation run is built from (the cfg read once, in build_parts)."""
+
+    data: DataBundle
+    data_values: dict[str, Any]
+    teacher: torch.nn.Module
+    teacher_arch: str
+    teacher_path: Path
+    student: torch.nn.Module
+    task: DistillationTask
+    train_loader: Any  # the transfer set
+    fit_loader: Any  # the same, with example ids when the teacher cache is used
+    cache_note: str
+    cache_seconds: float
+
+
+def build_parts(cfg: DictConfig, runtime: Runtime) -> Parts:
     teacher_path, teacher_name = teacher_source(cfg.teacher.name, cfg.teacher.checkpoint)
     teacher_checkpoint = load_checkpoint(teacher_path) if teacher_name is None else None
     data_values = data_values_for(cfg, teacher_checkpoint)
@@ -104,36 +122,59 @@ def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     student = build_student(cfg, num_classes, img_size)
     task = distillation_task(cfg.distill, student, teacher, train_loader, cfg.trainer.epochs)
     task.to(runtime.device)
-    resume_from = resume_path(
-        "outputs/distill/latest" if cfg.trainer.resume == "auto" else cfg.trainer.resume
-    )
     started = time.perf_counter()
     fit_loader, cache_note = prepare_cache(
         cfg.distill, task, train_loader, data_values, teacher_path, runtime.device
     )
-    cache_seconds = time.perf_counter() - started
-    optimizer = trainable_optimizer(cfg, task)
-    scheduler = build_schedule(cfg, optimizer, len(train_loader))
+    return Parts(
+        data,
+        data_values,
+        teacher,
+        teacher_arch,
+        teacher_path,
+        student,
+        task,
+        train_loader,
+        fit_loader,
+        cache_note,
+        time.perf_counter() - started,
+    )
+
+
+def student_payload(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
+    """A student checkpoint besides weights and metrics: a normal kta checkpoint."""
+    data = parts.data
     config = config_as_dict(cfg)
-    config["data"] = data_values  # the resolved preprocessing, so eval rebuilds the same data
-    config["teacher"] = {"name": teacher_arch, "checkpoint": str(teacher_path)}
-    base_payload = {
-        "model_args": {"name": cfg.student.name, "num_classes": num_classes, "img_size": img_size},
+    config["data"] = parts.data_values  # the resolved preprocessing, so eval rebuilds the same
+    config["teacher"] = {"name": parts.teacher_arch, "checkpoint": str(parts.teacher_path)}
+    return {
+        "model_args": {
+            "name": cfg.student.name,
+            "num_classes": len(data.class_names),
+            "img_size": data.spec.img_size,
+        },
         "data": data.spec.describe(),
         "class_names": data.class_names,
         "config": config,
-        "parent": str(teacher_path),
+        "parent": str(parts.teacher_path),
         "git_commit": git_commit(),
         "command": "distill",
     }
+
+
+def make_trainer(
+    cfg: DictConfig, runtime: Runtime, parts: Parts, run_dir: Path, payload: dict[str, Any]
+) -> tuple[Trainer, TensorBoard]:
+    """kta train's Trainer around the distillation task; best/last.ckpt hold the student."""
+    optimizer = trainable_optimizer(cfg, parts.task)  # the student and the hint adapters
 
     def save(kind: str, train_state: dict[str, Any]) -> None:
         if not runtime.is_main:
             return
         loop = train_state["loop"]
-        payload = {
-            **base_payload,
-            "model": student.state_dict(),
+        checkpoint = {
+            **payload,
+            "model": parts.student.state_dict(),
             "metrics": {
                 "best_" + trainer.settings.monitor: loop["best_value"],
                 "best_epoch": loop["best_epoch"],
@@ -141,63 +182,78 @@ def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
             },
         }
         if kind == "last":  # what resume needs besides the student: adapters and loop state
-            payload["train_state"] = train_state
-            payload["adapters"] = task.adapters.state_dict()
-        save_checkpoint(run_dir / f"{kind}.ckpt", payload)
+            checkpoint["train_state"] = train_state
+            checkpoint["adapters"] = parts.task.adapters.state_dict()
+        save_checkpoint(run_dir / f"{kind}.ckpt", checkpoint)
 
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard and runtime.is_main else None)
-    reporter = TrainingReporter(
-        tensorboard,
-        enabled=runtime.is_main,
-        progress=cfg.trainer.progress,
-        log_every=cfg.trainer.log_every,
-    )
     trainer = Trainer(
-        task,
+        parts.task,
         optimizer,
-        scheduler,
+        build_schedule(cfg, optimizer, len(parts.train_loader)),
         settings=loop_settings(cfg, runtime),
         save=save,
-        reporter=reporter,
-        epoch_hooks=[task.sync_step],
+        reporter=TrainingReporter(
+            tensorboard,
+            enabled=runtime.is_main,
+            progress=cfg.trainer.progress,
+            log_every=cfg.trainer.log_every,
+        ),
+        epoch_hooks=[parts.task.sync_step],
         distributed=runtime.distributed,
     )
+    return trainer, tensorboard
+
+
+def resume(trainer: Trainer, parts: Parts, path: Path) -> None:
+    resumed = load_checkpoint(path)
+    if "train_state" not in resumed or resumed.get("command") != "distill":
+        raise KtaError(f"{path} is not a distill last.ckpt; nothing to resume")
+    parts.student.load_state_dict(resumed["model"])
+    parts.task.adapters.load_state_dict(resumed.get("adapters", {}))
+    trainer.load_train_state(resumed["train_state"])
+
+
+def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
+    run_dir = shared_run_dir(runtime)
+    spec = cfg.trainer.resume
+    resume_from = resume_path("outputs/distill/latest" if spec == "auto" else spec)
+    parts = build_parts(cfg, runtime)
+    payload = student_payload(cfg, parts)
+    trainer, tensorboard = make_trainer(cfg, runtime, parts, run_dir, payload)
     if resume_from is not None:
-        resumed = load_checkpoint(resume_from)
-        if "train_state" not in resumed or resumed.get("command") != "distill":
-            raise KtaError(f"{resume_from} is not a distill last.ckpt; nothing to resume")
-        student.load_state_dict(resumed["model"])
-        task.adapters.load_state_dict(resumed.get("adapters", {}))
-        trainer.load_train_state(resumed["train_state"])
+        resume(trainer, parts, resume_from)
     if runtime.is_main:
         log.info("run folder: %s", run_dir)
-        log.info("teacher %s (%s): %d parameters", teacher_arch, teacher_path, count(teacher))
-        log.info("student %s: %d parameters", cfg.student.name, count(student))
-        log.info("teacher outputs: %s", cache_note)
-
-    started = time.perf_counter()
-    trainer.fit(fit_loader, data.val)
-    barrier(runtime)
-    metrics = final_metrics(trainer, data, run_dir, student, runtime, time.perf_counter() - started)
-    metrics["teacher_cache"] = cache_note
-    metrics["teacher_cache_seconds"] = cache_seconds
-    metrics.update(
-        report_against_teacher(
-            cfg, teacher, student, data, train_loader, runtime, run_dir, metrics, base_payload
+        log.info(
+            "teacher %s (%s): %d parameters",
+            parts.teacher_arch,
+            parts.teacher_path,
+            count(parts.teacher),
         )
+        log.info("student %s: %d parameters", cfg.student.name, count(parts.student))
+        log.info("teacher outputs: %s", parts.cache_note)
+    started = time.perf_counter()
+    trainer.fit(parts.fit_loader, parts.data.val)
+    barrier(runtime)
+    metrics = final_metrics(
+        trainer, parts.data, run_dir, parts.student, runtime, time.perf_counter() - started
     )
+    metrics.update(teacher_cache=parts.cache_note, teacher_cache_seconds=parts.cache_seconds)
+    metrics.update(report_against_teacher(cfg, parts, runtime, run_dir, metrics, payload))
     if runtime.is_main:
         write_metrics(
-            run_dir, {**metrics, "teacher": str(teacher_path), "parent": str(teacher_path)}
+            run_dir,
+            {**metrics, "teacher": str(parts.teacher_path), "parent": str(parts.teacher_path)},
         )
         tensorboard.hparams(
-            hparams_of_distill(cfg, teacher_arch),
+            hparams_of_distill(cfg, parts.teacher_arch),
             {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)},
         )
         tensorboard.close()
         mark_latest(run_dir, "distill")
         print_table(
-            f"kta distill: {teacher_arch} -> {cfg.student.name} on {data.spec.name}",
+            f"kta distill: {parts.teacher_arch} -> {cfg.student.name} on {parts.data.spec.name}",
             {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
         )
         console.print(f"run folder: {run_dir}")
@@ -206,17 +262,15 @@ def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
 
 def report_against_teacher(
     cfg: DictConfig,
-    teacher: torch.nn.Module,
-    student: torch.nn.Module,
-    data: Any,
-    train_loader: Any,
+    parts: Parts,
     runtime: Runtime,
     run_dir: Path,
     metrics: dict[str, Any],
     base_payload: dict[str, Any],
 ) -> dict[str, Any]:
     """Teacher accuracy, the no-teacher baseline and gap closure, the omitted class's accuracy."""
-    device = runtime.device
+    device, data, teacher, student = runtime.device, parts.data, parts.teacher, parts.student
+    train_loader = parts.train_loader
     report: dict[str, Any] = {
         "teacher_test_acc": evaluate(ClassificationTask(teacher), data.test, device=device)["acc"],
         "student_parameters": count(student),
