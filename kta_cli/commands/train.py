@@ -16,10 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from kta_cli.config import section, validate_train
 from kta_cli.data.datasets import DataBundle, DataSpec, build_data, spec_from_dict
 from kta_cli.engine.checkpoint import (
+    RunCheckpoints,
     git_commit,
     load_checkpoint,
     resolve_checkpoint,
-    save_checkpoint,
 )
 from kta_cli.engine.loop import Interrupted, LoopSettings, Trainer, evaluate
 from kta_cli.engine.optim import build_optimizer, build_scheduler
@@ -154,7 +154,10 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     )
     plan = instantiate(cfg.strategy)(model)
     plan.check_trainable(strategy_name())
-    preview = next(iter(data.train))[0]
+    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard and runtime.is_main else None)
+    if tensorboard.writer is not None:
+        with torch.random.fork_rng():  # a preview must not move the training's random streams
+            tensorboard.images("train/images", next(iter(data.train))[0])
     resumed = load_checkpoint(resume_from) if resume_from else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -165,28 +168,13 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     if plan.cache_features:
         data = cached_feature_data(model, data, runtime.device)
         task.model = HeadOnly(model)
-    groups = list(plan.param_groups)
-    loss_params = getattr(task, "loss_parameters", list)()  # learned multi-task loss weights
-    if loss_params:
-        groups.append({"params": loss_params, "name": "loss_weights", "weight_decay": 0.0})
-    optimizer = build_optimizer(
-        groups,
-        name=cfg.optim.name,
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        momentum=cfg.optim.get("momentum", 0.9),
-    )
+    optimizer = build_run_optimizer(cfg, plan.param_groups, task)
     start_lrs = [group["lr"] for group in optimizer.param_groups]  # before any warmup
-    group_lrs = {  # lr_group<i> is TensorBoard's lr/group<i>
-        f"lr_group{i}_{group.get('name', '')}": start_lrs[i]
-        for i, group in enumerate(optimizer.param_groups)
-    }
     scheduler = build_schedule(cfg, optimizer, len(data.train))
     if cfg.trainer.compile:
         task.model = torch.compile(task.model)
 
-    parent = str(resume_from or cfg.model.checkpoint or "") or None
-    base_payload = {
+    metadata = {
         "model_args": {
             "name": cfg.model.name,
             "num_classes": len(data.class_names),
@@ -196,29 +184,14 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
         "data": data.spec.describe(),
         "class_names": data.class_names,
         "config": config_as_dict(cfg),
-        "parent": parent,
+        "parent": str(resume_from or cfg.model.checkpoint or "") or None,
         "git_commit": git_commit(),
         "command": "train",
     }
-
-    def save(kind: str, train_state: dict[str, Any]) -> None:
-        if not runtime.is_main:
-            return
-        loop = train_state["loop"]
-        payload = {
-            **base_payload,
-            "model": model.state_dict(),
-            "metrics": {
-                "best_" + trainer.settings.monitor: loop["best_value"],
-                "best_epoch": loop["best_epoch"],
-                "epochs_run": loop["epoch"],
-            },
-        }
-        if kind == "last":
-            payload["train_state"] = train_state
-        save_checkpoint(run_dir / f"{kind}.ckpt", payload)
-
-    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard and runtime.is_main else None)
+    settings = loop_settings(cfg, runtime)
+    save = RunCheckpoints(
+        run_dir, model, metadata, monitor=settings.monitor, enabled=runtime.is_main
+    )
     reporter = TrainingReporter(
         tensorboard,
         enabled=runtime.is_main,
@@ -229,54 +202,101 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
         task,
         optimizer,
         scheduler,
-        settings=loop_settings(cfg, runtime),
+        settings=settings,
         save=save,
         reporter=reporter,
         epoch_hooks=[*plan.epoch_hooks, trainable_reporter(model, tensorboard)],
         distributed=runtime.distributed,
     )
     if resumed is not None:
-        if "train_state" not in resumed:
-            raise KtaError(f"{resume_from} has no training state to resume (use last.ckpt)")
-        trainer.load_train_state(resumed["train_state"])
-        log.info(
-            "resuming %s at epoch %d, step %d", resume_from, trainer.state.epoch, trainer.state.step
-        )
+        restore_training(trainer, resumed, resume_from)
     if runtime.is_main:
-        log.info("run folder: %s", run_dir)
-        log.info(
-            "model %s: %d parameters, %d trainable",
-            cfg.model.name,
-            count(model),
-            count(model, trainable=True),
-        )
-        for i, group in enumerate(optimizer.param_groups):
-            params = group["params"]
-            log.info(
-                "param group %d %s: %d parameters (%d trainable), lr %.4g",
-                i,
-                group.get("name", ""),
-                sum(p.numel() for p in params),
-                sum(p.numel() for p in params if p.requires_grad),
-                start_lrs[i],
-            )
-        tensorboard.images("train/images", preview)
+        log_run_start(run_dir, cfg.model.name, model, optimizer, start_lrs)
 
     started = time.perf_counter()
     trainer.fit(data.train, data.val)
     barrier(runtime)
     metrics = final_metrics(trainer, data, run_dir, model, runtime, time.perf_counter() - started)
-    metrics.update(group_lrs)
+    metrics.update(  # lr_group<i> is TensorBoard's lr/group<i>
+        {
+            f"lr_group{i}_{group.get('name', '')}": start_lrs[i]
+            for i, group in enumerate(optimizer.param_groups)
+        }
+    )
     if runtime.is_main:
-        write_metrics(run_dir, metrics)
-        tensorboard.hparams(
-            hparams_of(cfg), {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+        finish_run(
+            run_dir,
+            "train",
+            metrics,
+            tensorboard,
+            hparams_of(cfg),
+            f"kta train: {cfg.model.name} on {data.spec.name}",
         )
-        tensorboard.close()
-        mark_latest(run_dir, "train")
-        print_table(f"kta train: {cfg.model.name} on {data.spec.name}", metrics)
-        console.print(f"run folder: {run_dir}")
     return metrics
+
+
+def build_run_optimizer(
+    cfg: DictConfig, groups: list[dict[str, Any]], task: torch.nn.Module
+) -> torch.optim.Optimizer:
+    """The strategy's parameter groups, plus a task's own learned weights (multi-task losses)."""
+    groups = list(groups)
+    loss_params = getattr(task, "loss_parameters", list)()
+    if loss_params:
+        groups.append({"params": loss_params, "name": "loss_weights", "weight_decay": 0.0})
+    return build_optimizer(
+        groups,
+        name=cfg.optim.name,
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        momentum=cfg.optim.get("momentum", 0.9),
+    )
+
+
+def restore_training(trainer: Trainer, resumed: dict[str, Any], path: Path) -> None:
+    if "train_state" not in resumed:
+        raise KtaError(f"{path} has no training state to resume (use last.ckpt)")
+    trainer.load_train_state(resumed["train_state"])
+    log.info("resuming %s at epoch %d, step %d", path, trainer.state.epoch, trainer.state.step)
+
+
+def log_run_start(
+    run_dir: Path,
+    name: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    start_lrs: list[float],
+) -> None:
+    log.info("run folder: %s", run_dir)
+    log.info("model %s: %d parameters, %d trainable", name, count(model), count(model, True))
+    for i, group in enumerate(optimizer.param_groups):
+        params = group["params"]
+        log.info(
+            "param group %d %s: %d parameters (%d trainable), lr %.4g",
+            i,
+            group.get("name", ""),
+            sum(p.numel() for p in params),
+            sum(p.numel() for p in params if p.requires_grad),
+            start_lrs[i],
+        )
+
+
+def finish_run(
+    run_dir: Path,
+    command: str,
+    metrics: dict[str, Any],
+    tensorboard: TensorBoard,
+    hparams: dict[str, Any],
+    title: str,
+) -> None:
+    """metrics.json, TensorBoard hparams, the `latest` pointers and the summary table."""
+    write_metrics(run_dir, metrics)
+    tensorboard.hparams(
+        hparams, {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+    )
+    tensorboard.close()
+    mark_latest(run_dir, command)
+    print_table(title, metrics)
+    console.print(f"run folder: {run_dir}")
 
 
 def final_metrics(

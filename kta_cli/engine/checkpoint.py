@@ -109,3 +109,39 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+class RunCheckpoints:
+    """Writes a run's best.ckpt and last.ckpt: fixed metadata plus the model's current weights.
+
+    Used as the Trainer's `save` callback; only the process that owns the run folder writes.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        model: torch.nn.Module,
+        metadata: dict[str, Any],
+        *,
+        monitor: str,
+        enabled: bool = True,
+    ) -> None:
+        self.run_dir, self.model, self.metadata = run_dir, model, metadata
+        self.monitor, self.enabled = monitor, enabled
+
+    def __call__(self, kind: str, train_state: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        loop = train_state["loop"]
+        payload = {
+            **self.metadata,
+            "model": self.model.state_dict(),
+            "metrics": {
+                f"best_{self.monitor}": loop["best_value"],
+                "best_epoch": loop["best_epoch"],
+                "epochs_run": loop["epoch"],
+            },
+        }
+        if kind == "last":
+            payload["train_state"] = train_state
+        save_checkpoint(self.run_dir / f"{kind}.ckpt", payload)
