@@ -69,8 +69,15 @@ def int8_file_bytes(result: Any, folder: Path, backend: str) -> int:
 
 
 def bench(
-    name: str, model: nn.Module, train: Any, val: Any, test: Any | None, args: argparse.Namespace
+    name: str,
+    model: nn.Module,
+    train: Any,
+    val: Any,
+    test: Any | None,
+    args: argparse.Namespace,
+    batch_size: int = 1,
 ) -> dict[str, Any]:
+    """Every candidate on `model`: latency at batch 1 (and `batch_size`), size, accuracy."""
     model = model.eval()
     one = next(iter(train))[0][:1].contiguous()
     folder = Path(tempfile.mkdtemp(prefix="kta-bench-"))
@@ -101,6 +108,11 @@ def bench(
     with torch.inference_mode():
         latency = interleaved_latency_ms(runs, one, rounds=args.rounds, repeats=args.repeats)
     row.update({f"{k}_ms": v for k, v in latency.items()})
+    if batch_size > 1:
+        many = torch.cat([images for images, _ in train])[:batch_size].contiguous()
+        with torch.inference_mode():
+            latency = interleaved_latency_ms(runs, many, rounds=args.rounds, repeats=args.repeats)
+        row.update({f"{k}_ms_batch{len(many)}": v for k, v in latency.items()})
     return row
 
 
@@ -117,6 +129,11 @@ def print_row(row: dict[str, Any]) -> None:
             f"{'met' if ratio <= 0.30 else 'MISSED'}), int8/fp32 compiled {ratio_compiled:.3f}, "
             f"file ratio {size:.3f} ({'met' if size <= 0.27 else 'MISSED'} <= 0.27)"
         )
+        batched = [k for k in row if k.startswith(f"{backend}_ms_batch")]
+        for key in batched:
+            suffix = key.removeprefix(f"{backend}_ms_")
+            line += f", {suffix} int8/fp32 eager {row[key] / row[f'fp32_ms_{suffix}']:.3f}"
+            line += f" (compiled {row[key] / row[f'fp32_compiled_ms_{suffix}']:.3f})"
         if f"{backend}_acc" in row:
             drop = 100 * (row["fp32_acc"] - row[f"{backend}_acc"])
             line += f", accuracy drop {drop:.2f} points ({'met' if drop <= 0.5 else 'MISSED'})"
@@ -141,12 +158,13 @@ def trained_on_digits(args: argparse.Namespace) -> dict[str, Any]:
         model = model_from_checkpoint(checkpoint)
         spec = DataSpec(**checkpoint["config"]["data"])
         data = build_data(spec)
-        return bench(checkpoint["model_args"]["name"], model, data.train, data.val, data.test, args)
+        name = checkpoint["model_args"]["name"]
+        return bench(name, model, data.train, data.val, data.test, args, args.batch_size)
     data = build_data(DataSpec(img_size=args.digits_size))
     model = create_model(args.model, num_classes=10)
     fine_tune(model, data.train, data.val, epochs=args.epochs, lr=0.05)
     name = f"{args.model} @{args.digits_size} digits ({args.epochs} epochs)"
-    return bench(name, model, data.train, data.val, data.test, args)
+    return bench(name, model, data.train, data.val, data.test, args, args.batch_size)
 
 
 def main() -> None:
@@ -160,6 +178,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="second latency batch size (trained model only: at 224 it would take too long)",
+    )
     parser.add_argument("--skip-224", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")

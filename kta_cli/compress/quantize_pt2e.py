@@ -142,6 +142,8 @@ def prepare(
     QAT has no float reference: its weights move during fine-tuning.
     """
     model = copy.deepcopy(model).train(qat)
+    if qat:
+        nudge_zero_bn_weights(model)
     program = export_model(model, example, name)
     generate_numeric_debug_handle(program)
     graph = program.module()
@@ -151,6 +153,19 @@ def prepare(
         allow_exported_model_train_eval(prepared)
         return prepared, None
     return prepared, copy.deepcopy(prepared)
+
+
+@torch.no_grad()
+def nudge_zero_bn_weights(model: nn.Module, floor: float = 1e-5) -> None:
+    """pt2e QAT simulates conv+BN as conv(x, w * g / std) / (g / std): g == 0 gives NaN.
+
+    Zero BN scales exist (timm zero-initialises the last BN of residual blocks); a tiny floor
+    changes the model's outputs by a negligible amount and keeps the fake-quant graph finite.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None:
+            weight = module.weight
+            weight.copy_(torch.where(weight.abs() < floor, torch.full_like(weight, floor), weight))
 
 
 def convert(prepared: GraphModule, qat: bool = False) -> GraphModule:

@@ -90,11 +90,19 @@ def test_kta_eval_runs_the_quantized_checkpoint(kta, quant_static_run: Path):
 
 
 def test_qat_fine_tunes_then_converts(kta, quant_trained_ckpt: Path):
-    result = kta("quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.qat_epochs=1")
+    # the fx_x86 backend keeps this fast; pt2e QAT is covered in test_quantize_library.py
+    args = [
+        f"ckpt={quant_trained_ckpt}",
+        *QUANT_FAST,
+        "quant.backend=fx_x86",
+        "quant.observer=minmax",
+    ]
+    result = kta("quantize", *args, "quant.qat_epochs=1")
     assert result.code == 0, result.err
     metrics = result.metrics("quantize")
     assert len(metrics["qat_history"]) == 1 and 0 <= metrics["qat_val_acc"] <= 1
     assert metrics["int8_parameter_bytes"] < 0.3 * metrics["float_parameter_bytes"]
+    assert metrics["reload_agreement"] == 1.0
 
 
 def test_keep_float_keeps_the_most_sensitive_layer(kta, quant_trained_ckpt: Path):

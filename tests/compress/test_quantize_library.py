@@ -13,6 +13,14 @@ from torch import nn
 from kta_cli.compress.quantize import QuantSettings, quantize
 from kta_cli.compress.quantized import check_program_is_data
 
+
+class Batches(list):
+    """(images, labels) batches with the set_epoch a kta loader has."""
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        pass
+
+
 torch.manual_seed(0)
 BATCHES = [(torch.randn(4, 3, 4, 4), torch.zeros(4, dtype=torch.long)) for _ in range(2)]
 
@@ -91,3 +99,28 @@ def test_an_archive_that_would_unpickle_is_refused():
             out.writestr(info, content)
     with pytest.raises(Exception, match="refusing the quantized program"):
         check_program_is_data(tampered.getvalue())
+
+
+class ConvBn(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8, 10)
+        nn.init.zeros_(self.bn.weight)  # as timm's zero-initialised last BN of a residual block
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bn(self.conv(images)).relu().mean(dim=(2, 3)))
+
+
+def test_pt2e_qat_trains_and_converts_even_with_zero_bn_scales():
+    labels = Batches((images, torch.arange(4) % 10) for images, _ in BATCHES)
+    model = ConvBn().eval()
+    settings = QuantSettings(qat_epochs=1, qat_lr=0.01)
+    result = quantize(model, settings, train_loader=labels, val_loader=labels)
+    assert len(result.qat_history) == 1
+    assert torch.isfinite(torch.tensor(result.qat_history[0]["train_loss"]))
+    result.model.compile = False
+    logits = result.model(torch.randn(4, 3, 4, 4))
+    assert torch.isfinite(logits).all()
+    assert model.bn.weight.abs().sum() == 0  # the source model is left as it was
