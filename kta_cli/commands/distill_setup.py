@@ -63,7 +63,13 @@ def validate_distill(cfg: DictConfig) -> None:
             raise KtaError(
                 f"each distill.hints entry is {{student: <layer>, teacher: <layer>}}, got {hint}"
             )
-    schedules(cfg.distill)  # unknown schedule kinds and missing end values fail here
+    options = cfg.distill
+    if options.kd_weight == 0 and options.mse_weight == 0 and not options.hints:
+        raise KtaError(
+            "no distillation loss is on (kd_weight, mse_weight and hints are all off); "
+            "pick distill=hinton, mse, hints or a list of them"
+        )
+    schedules(options)  # unknown schedule kinds and missing end values fail here
 
 
 def schedules(options: DictConfig) -> tuple[ValueSchedule, ValueSchedule]:

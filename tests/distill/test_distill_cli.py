@@ -108,6 +108,7 @@ def test_teacher_as_model_name_with_plain_weights(kta, teacher_ckpt, tmp_path):
         (["distill.temperature_schedule=cosin"], "did you mean 'cosine'"),
         (["distill.cache=true", "data.augment={hflip: true}"], "distill.cache=true but"),
         (["distill.omit_class=12"], "distill.omit_class=12 is not a class index"),
+        (["distill.kd_weight=0"], "no distillation loss is on"),
     ],
 )
 def test_bad_input_is_one_clear_line(kta, teacher_ckpt, overrides, message):
