@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from kta_cli.commands.distill_setup import (
     baseline_metrics,
+    bias_adjusted,
     class_accuracy,
     data_values_for,
     distillation_task,
@@ -313,6 +314,7 @@ def report_against_teacher(
     omitted = cfg.distill.omit_class
     if omitted is not None:
         report["omitted_class"] = data.class_names[omitted]
+        report.update(bias_adjusted(student, data.val, data.test, omitted, device))
         for prefix, model in (("", student), ("teacher_", teacher), ("scratch_", baseline)):
             if model is not None:
                 report[f"{prefix}omitted_class_test_acc"] = class_accuracy(

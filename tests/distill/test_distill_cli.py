@@ -80,6 +80,8 @@ def test_dark_knowledge_reports_the_class_left_out(kta, teacher_ckpt):
     assert metrics["omitted_class"] == "3"
     assert 0.0 <= metrics["omitted_class_test_acc"] <= 1.0
     assert 0.0 <= metrics["teacher_omitted_class_test_acc"] <= 1.0
+    assert metrics["omitted_class_bias_shift"] >= 0.0
+    assert 0.0 <= metrics["omitted_class_test_acc_bias_adjusted"] <= 1.0
 
 
 def test_teacher_as_model_name_with_plain_weights(kta, teacher_ckpt, tmp_path):
