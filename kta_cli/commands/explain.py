@@ -14,6 +14,7 @@ from kta_cli.config import choice, positive, require
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.data.transforms import normalize
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.runtime import resolve_device
 from kta_cli.errors import KtaError, did_you_mean
 from kta_cli.explain import faithfulness as faith
 from kta_cli.explain.compare import agreement_table, heatmap_agreement
@@ -79,6 +80,13 @@ def settings_from(cfg: DictConfig) -> Settings:
     )
 
 
+def device_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> torch.device:
+    """trainer.device, except for quantized programs, which run on x86 CPUs only."""
+    if checkpoint.get("model_kind") == "quantized":
+        return torch.device("cpu")
+    return resolve_device(cfg.trainer.device)
+
+
 def target_classes(target: Any, predicted: torch.Tensor, class_names: list[str]) -> torch.Tensor:
     """The class each image is explained for: its prediction, or one given class for all."""
     if target is None:
@@ -118,7 +126,7 @@ def faithfulness_report(
     tensorboard: TensorBoard,
 ) -> dict[str, dict[str, Any]]:
     rows, deletion, insertion = faith.evaluate_methods(
-        explainer.model,
+        explainer.logits,  # batches on the model's device, logits back on the CPU
         images,
         targets,
         heatmaps,
@@ -191,7 +199,7 @@ def pattern_view(
 ) -> dict[str, Any]:
     """Patches that excite the chosen channels of a layer most (the layer-by-layer view)."""
     layer = explainer.target_layer(cfg.patterns.layer or explainer.layer.name)
-    maps = layer_maps(explainer.model, layer.module, images, cfg.batch_size)
+    maps = layer_maps(explainer.model, layer.module, images, cfg.batch_size, explainer.device)
     channels = cfg.patterns.channels
     channels = (
         list(channels) if channels is not None else strongest_channels(maps, cfg.patterns.count)
@@ -229,6 +237,7 @@ def compare_with(
         img_size=data["img_size"],
         layer=cfg.layer,
         settings=settings_from(cfg),
+        device=device_for(cfg, checkpoint),
     )
     size = data["img_size"]
     resized = (
@@ -287,7 +296,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     path = resolve_checkpoint(cfg.ckpt)
     checkpoint = load_checkpoint(path)
     data = checkpoint["data"]
-    class_names = list(checkpoint.get("class_names") or [])
+    classes = checkpoint.get("model_args", {}).get("num_classes", 0)
+    class_names = list(checkpoint.get("class_names") or [str(i) for i in range(classes)])
     explainer = Explainer(
         model_from_checkpoint(checkpoint),
         mean=data["mean"],
@@ -295,6 +305,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         img_size=data["img_size"],
         layer=cfg.layer,
         settings=settings_from(cfg),
+        device=device_for(cfg, checkpoint),
     )
     batch, loader = load_inputs(cfg, checkpoint, class_names)
     pictures = denormalize(batch.images, data["mean"], data["std"])

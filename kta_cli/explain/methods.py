@@ -67,8 +67,10 @@ class Explainer:
         img_size: int,
         layer: str | None = None,
         settings: Settings | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
-        self.model = prepare_model(model)
+        self.device = torch.device(device)
+        self.model = prepare_model(model).to(self.device)
         self.mean, self.std, self.img_size = mean, std, img_size
         self.settings = settings or Settings()
         self.layer_name = layer
@@ -80,7 +82,7 @@ class Explainer:
     def target_layer(self, name: str | None) -> TargetLayer:
         """A layer of the prepared model as a spatial map (None: the automatic choice)."""
         if name not in self._layers:
-            example = torch.zeros(1, 3, self.img_size, self.img_size)
+            example = torch.zeros(1, 3, self.img_size, self.img_size, device=self.device)
             found = self._layers.get(name) or find_layer(self.model, name, example)
             self._layers[name] = self._layers[found.name] = found
         return self._layers[name]
@@ -92,7 +94,7 @@ class Explainer:
     def pixel(self, value: float, like: torch.Tensor) -> torch.Tensor:
         """A constant image (0 black, 0.5 grey) in the model's normalised input space."""
         plain = torch.full((3, *like.shape[-2:]), value, dtype=like.dtype)
-        return normalize(plain, self.mean, self.std).expand_as(like).contiguous()
+        return normalize(plain, self.mean, self.std).to(like.device).expand_as(like).contiguous()
 
     def reference(self, kind: str, images: torch.Tensor) -> torch.Tensor:
         """What a removed pixel becomes in faithfulness curves: grey, black, or a blurred copy."""
@@ -104,12 +106,20 @@ class Explainer:
         return self.pixel(0.5 if kind == "grey" else 0.0, images)
 
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits on the CPU for CPU images, computed on the model's device in batches."""
         with torch.no_grad():
-            return torch.cat([self.model(b) for b in inputs.split(self.settings.batch_size)])
+            return torch.cat(
+                [
+                    self.model(b.to(self.device)).float().cpu()
+                    for b in inputs.split(self.settings.batch_size)
+                ]
+            )
 
     def check_differentiable(self, method: str) -> None:
         if self._differentiable is None:
-            probe = torch.zeros(1, 3, self.img_size, self.img_size, requires_grad=True)
+            probe = torch.zeros(
+                1, 3, self.img_size, self.img_size, device=self.device, requires_grad=True
+            )
             with torch.enable_grad():
                 self._differentiable = self.model(probe).requires_grad
         if not self._differentiable:
@@ -132,8 +142,9 @@ class Explainer:
         torch.manual_seed(self.settings.seed)
         with warnings.catch_warnings():  # captum's notes on requires_grad and hooks are noise here
             warnings.simplefilter("ignore", UserWarning)
-            attributions = spec.run(self, inputs.detach().clone(), targets)
-        return to_heatmap(attributions, spec.signed, inputs.shape[-2:])
+            images = inputs.detach().to(self.device, copy=True)
+            attributions = spec.run(self, images, targets.to(self.device))
+        return to_heatmap(attributions, spec.signed, inputs.shape[-2:]).cpu()
 
 
 def to_heatmap(attributions: torch.Tensor, signed: bool, size: torch.Size) -> torch.Tensor:
@@ -242,7 +253,8 @@ def _occlusion(ex: Explainer, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def _shap(ex: Explainer, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     # A small distribution of reference images: black, grey, and noise around grey.
     grey = ex.pixel(0.5, x[:1])
-    references = torch.cat([ex.pixel(0.0, x[:1]), grey, grey + 0.5 * torch.randn(4, *x.shape[1:])])
+    noise = 0.5 * torch.randn(4, *x.shape[1:], device=x.device)
+    references = torch.cat([ex.pixel(0.0, x[:1]), grey, grey + noise])
     return GradientShap(ex.model).attribute(
         x, baselines=references, n_samples=ex.settings.shap_samples, stdevs=0.1, target=t
     )
@@ -252,7 +264,7 @@ def _kernel_shap(ex: Explainer, x: torch.Tensor, t: torch.Tensor) -> torch.Tenso
     size, cells = x.shape[-1], min(ex.settings.kernel_shap_cells, x.shape[-1])
     rows = torch.arange(x.shape[-2]) * cells // x.shape[-2]
     cols = torch.arange(size) * cells // size
-    mask = (rows[:, None] * cells + cols[None, :]).expand(1, 3, -1, -1)
+    mask = (rows[:, None] * cells + cols[None, :]).expand(1, 3, -1, -1).to(x.device)
     method = KernelShap(ex.model)
     return torch.cat(
         [

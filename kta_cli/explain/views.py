@@ -31,14 +31,18 @@ def confident_mistakes(probabilities: torch.Tensor, true: torch.Tensor, k: int) 
 
 @torch.no_grad()
 def layer_maps(
-    model: nn.Module, layer: nn.Module, images: torch.Tensor, batch_size: int
+    model: nn.Module,
+    layer: nn.Module,
+    images: torch.Tensor,
+    batch_size: int,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """The (N, C, h, w) output of `layer` for every image."""
+    """The (N, C, h, w) output of `layer` for every image (on the CPU)."""
     captured: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().cpu()))
     try:
         for chunk in images.split(batch_size):
-            model(chunk)
+            model(chunk.to(device))
     finally:
         handle.remove()
     return torch.cat(captured)
