@@ -102,29 +102,37 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "it came from, then quantize the pruned one"
         )
     model = model_from_checkpoint(checkpoint)
+    selection = select_layers(cfg, model)  # name mistakes surface before the data is built
     data = build_data(spec_from_dict(data_spec_for(cfg, checkpoint)))
     if len(data.class_names) != checkpoint["model_args"]["num_classes"]:
         raise KtaError(
             f"the checkpoint has {checkpoint['model_args']['num_classes']} classes, the data "
             f"{len(data.class_names)}; pick data.classes to match"
         )
-    return prune_and_report(cfg, checkpoint, path, model, data, device)
+    return prune_and_report(cfg, checkpoint, path, model, data, device, selection)
+
+
+def select_layers(cfg: DictConfig, model: torch.nn.Module) -> tuple[list[str], dict[str, float]]:
+    """(ignored layer names, {layer: own ratio}) from prune.ignore and prune.layer_ratios."""
+    ignore = cfg.prune.ignore or []
+    ignored = resolve_ignored(model, [ignore] if isinstance(ignore, str) else list(ignore))
+    layer_ratios = resolve_layer_ratios(model, layer_ratios_of(cfg), ignored)
+    layers_to_prune(model, ignored)
+    return ignored, layer_ratios
 
 
 class Session:
     """The model being pruned, its data and the measurements every stage shares."""
 
     def __init__(
-        self, cfg: DictConfig, model: torch.nn.Module, name: str, data: Any, device: Any
-    ) -> None:
+        self, cfg: DictConfig, model: torch.nn.Module, name: str, data: Any, device: Any,
+        selection: tuple[list[str], dict[str, float]],
+    ) -> None:  # fmt: skip
         self.cfg, self.model, self.model_name = cfg, model, name
         self.data, self.device = data, device
         size = data.spec.img_size
         self.example = torch.randn(1, 3, size, size, device=device)
-        ignore = cfg.prune.ignore or []
-        self.ignored = resolve_ignored(model, [ignore] if isinstance(ignore, str) else list(ignore))
-        ratios = layer_ratios_of(cfg)
-        self.layer_ratios = resolve_layer_ratios(model, ratios, self.ignored)
+        self.ignored, self.layer_ratios = selection
         self.layers = layers_to_prune(model, self.ignored)
         self.criterion = cfg.importance.name
         self.importance = instantiate(cfg.importance.criterion)
@@ -277,10 +285,10 @@ def save_pruned(
 
 def prune_and_report(
     cfg: DictConfig, checkpoint: dict[str, Any], path: Any, model: torch.nn.Module, data: Any,
-    device: Any,
+    device: Any, selection: tuple[list[str], dict[str, float]],
 ) -> dict[str, Any]:  # fmt: skip
     name = checkpoint["model_args"]["name"]
-    session = Session(cfg, model.to(device), name, data, device)
+    session = Session(cfg, model.to(device), name, data, device, selection)
     run_dir = current_run_dir()
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
     start = session.evaluate()

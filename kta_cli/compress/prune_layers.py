@@ -48,11 +48,14 @@ def expand_layer_name(model: nn.Module, name: str, where: str) -> list[str]:
             f"layer '{name}' in {where} is a {type(modules[name]).__name__}, which pruning does "
             "not remove channels from; name a conv or linear layer (its BatchNorm follows it)"
         )
-    blocks = {n.rsplit(".", 1)[0] for n in layers if "." in n}
-    raise KtaError(
-        did_you_mean(name, [*layers, *blocks, "head"], what=f"layer in {where}")
-        + f" (prunable layers: {', '.join(list(layers)[:12])}{', ...' if len(layers) > 12 else ''})"
-    )
+    parts = [n.split(".") for n in layers]
+    blocks = {".".join(p[:i]) for p in parts for i in range(1, len(p))}
+    options = sorted({*layers, *blocks, "head"})
+    message = did_you_mean(name, options, what=f"layer in {where}")
+    if len(options) > 30:  # did_you_mean lists no options then; the layers themselves help most
+        shown = ", ".join(list(layers)[:12])
+        message += f" (prunable layers: {shown}{', ...' if len(layers) > 12 else ''})"
+    raise KtaError(message)
 
 
 def resolve_ignored(model: nn.Module, names: list[str]) -> list[str]:
