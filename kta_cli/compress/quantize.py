@@ -152,8 +152,9 @@ def _quantize_pt2e(
             model, example, quantizer, mode=settings.mode, qat=qat, name=name
         )
         history = _run_qat(prepared, settings, train_loader, val_loader) if qat else []
-        if settings.mode == "static" and not qat:
-            pt2e.calibrate(prepared, train_loader, settings.calib_batches)
+        if not qat:  # dynamic too: weight observers only see the weights in a forward pass
+            batches = settings.calib_batches if settings.mode == "static" else 1
+            pt2e.calibrate(prepared, train_loader, batches)
         return pt2e.convert(prepared, qat=qat), reference, history
 
     converted, reference, history = run([])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from operator import attrgetter
 
 import pytest
 import torch
@@ -38,12 +39,8 @@ def test_dynamic_int8_quantizes_linear_weights_and_keeps_outputs():
     graph = result.model.graph
     ops = {str(node.target) for node in graph.graph.nodes if node.op == "call_function"}
     assert any("choose_qparams" in op for op in ops)  # activation ranges computed at run time
-    int8 = [v for v in graph.state_dict().values() if v.dtype == torch.int8]
-    int8 += [
-        getattr(graph, n.target)
-        for n in graph.graph.nodes
-        if n.op == "get_attr" and getattr(getattr(graph, n.target), "dtype", None) == torch.int8
-    ]
+    attrs = [attrgetter(n.target)(graph) for n in graph.graph.nodes if n.op == "get_attr"]
+    int8 = [t for t in [*graph.state_dict().values(), *attrs] if t.dtype == torch.int8]
     assert {tuple(t.shape) for t in int8} >= {(32, 48), (10, 32)}
     images = torch.randn(16, 3, 4, 4)
     similarity = nn.functional.cosine_similarity(model(images), result.model(images)).min()
