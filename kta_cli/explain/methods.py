@@ -255,8 +255,14 @@ def _shap(ex: Explainer, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     grey = ex.pixel(0.5, x[:1])
     noise = 0.5 * torch.randn(4, *x.shape[1:], device=x.device)
     references = torch.cat([ex.pixel(0.0, x[:1]), grey, grey + noise])
-    return GradientShap(ex.model).attribute(
-        x, baselines=references, n_samples=ex.settings.shap_samples, stdevs=0.1, target=t
+    method, samples = GradientShap(ex.model), ex.settings.shap_samples
+    # GradientShap has no internal batch size: each call expands to images x samples copies
+    per_call = max(1, ex.settings.batch_size // samples)
+    return torch.cat(
+        [
+            method.attribute(xs, baselines=references, n_samples=samples, stdevs=0.1, target=ts)
+            for xs, ts in zip(x.split(per_call), t.split(per_call), strict=True)
+        ]
     )
 
 
