@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from kta_cli.commands.eval import data_spec_for
 from kta_cli.compress.quantize import Quantized, QuantSettings, quantize
-from kta_cli.compress.quantized import quantized_model_from_checkpoint
+from kta_cli.compress.quantized import QuantizedProgram, quantized_model_from_checkpoint
 from kta_cli.config import positive, section
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import (
@@ -163,8 +163,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     result = quantize(
         float_model, settings, train_loader=data.train, val_loader=data.val, name=name
     )
-    if hasattr(result.model, "compile"):
-        result.model.compile = cfg.quant.compile
+    if isinstance(result.model, QuantizedProgram):
+        result.model.use_compile = cfg.quant.compile
     metrics: dict[str, Any] = {
         "checkpoint": str(path),
         "mode": cfg.quant.mode,

@@ -34,11 +34,11 @@ class QuantizedProgram(nn.Module):
     def __init__(self, graph: nn.Module, *, compile: bool = True) -> None:
         super().__init__()
         self.graph = graph
-        self.compile = compile
+        self.use_compile = compile
         self._compiled: Any = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if not self.compile:
+        if not self.use_compile:
             return self.graph(images)
         if self._compiled is None:
             self._compiled = torch.compile(self.graph)

@@ -35,7 +35,7 @@ def test_dynamic_int8_quantizes_linear_weights_and_keeps_outputs():
     result = quantize(
         model, QuantSettings(mode="dynamic"), train_loader=BATCHES, val_loader=BATCHES
     )
-    result.model.compile = False
+    result.model.use_compile = False
     graph = result.model.graph
     ops = {str(node.target) for node in graph.graph.nodes if node.op == "call_function"}
     assert any("choose_qparams" in op for op in ops)  # activation ranges computed at run time
@@ -117,7 +117,7 @@ def test_pt2e_qat_trains_and_converts_even_with_zero_bn_scales():
     result = quantize(model, settings, train_loader=labels, val_loader=labels)
     assert len(result.qat_history) == 1
     assert torch.isfinite(torch.tensor(result.qat_history[0]["train_loss"]))
-    result.model.compile = False
+    result.model.use_compile = False
     logits = result.model(torch.randn(4, 3, 4, 4))
     assert torch.isfinite(logits).all()
     assert model.bn.weight.abs().sum() == 0  # the source model is left as it was
