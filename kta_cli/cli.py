@@ -44,51 +44,67 @@ def config_dir() -> Path:
     raise RuntimeError(f"kta configs not found next to {package_dir}")
 
 
+HYDRA_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--resolve",
+    "--multirun",
+    "-m",
+    "--version",
+    "--shell-completion",
+    "-sc",
+}
+HYDRA_VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
+INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
 def translate_flags(args: list[str]) -> list[str]:
-    """Turn `--key value` and `--key=value` into Hydra's `key=value`; keep Hydra's own flags."""
-    hydra_flags = {
-        "--help",
-        "-h",
-        "--hydra-help",
-        "--cfg",
-        "-c",
-        "--resolve",
-        "--package",
-        "-p",
-        "--multirun",
-        "-m",
-        "--info",
-        "-i",
-        "--config-path",
-        "-cp",
-        "--config-name",
-        "-cn",
-        "--config-dir",
-        "-cd",
-        "--experimental-rerun",
-        "--shell-completion",
-        "-sc",
-        "--version",
-    }
-    out: list[str] = []
+    """The overrides, then Hydra's own flags (argparse takes the overrides as one run of
+    positionals, and only before the flags); `--key value` and `--key=value` become `key=value`."""
+    flags: list[str] = []
+    overrides: list[str] = []
     i = 0
     while i < len(args):
-        arg = args[i]
+        arg, following = args[i], args[i + 1] if i + 1 < len(args) else None
         name = arg.split("=", 1)[0]
-        if arg.startswith("--") and name not in hydra_flags:
-            key = name[2:]
+        takes_value = following is not None and not following.startswith("-")
+        if name in HYDRA_FLAGS:
+            flags.append(arg)
+        elif name in HYDRA_VALUE_FLAGS or name in ("--info", "-i"):
+            flags.append(arg)
+            if (
+                "=" not in arg
+                and takes_value
+                and (name not in ("--info", "-i") or following in INFO_CHOICES)
+            ):
+                flags.append(following)
+                i += 1
+        elif arg.startswith("--"):
             if "=" in arg:
                 value = arg.split("=", 1)[1]
-            elif i + 1 < len(args) and not args[i + 1].startswith("-") and "=" not in args[i + 1]:
-                value = args[i + 1]
+            elif takes_value and "=" not in following:
+                value = following
                 i += 1
             else:
                 value = "true"
-            out.append(f"{key}={value}")
+            overrides.append(f"{name[2:]}={value}")
         else:
-            out.append(arg)
+            overrides.append(arg)
         i += 1
-    return out
+    return overrides + flags
 
 
 def rewrite_group_choices(command: str, overrides: list[str]) -> list[str]:
@@ -233,4 +249,9 @@ def is_user_error(error: BaseException) -> bool:
     if isinstance(error, KtaError):  # also when re-raised from a DataLoader worker
         return True
     module = type(error).__module__ or ""
-    return module.startswith(("hydra.errors", "omegaconf.errors", "hydra._internal"))
+    if module.startswith(("hydra.errors", "omegaconf.errors", "hydra._internal")):
+        return True
+    frame = error.__traceback__  # raised inside Hydra's own code: a command-line misuse
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and f"{os.sep}hydra{os.sep}" in frame.tb_frame.f_code.co_filename

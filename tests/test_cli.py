@@ -22,10 +22,18 @@ def test_help_lists_every_command_without_importing_torch():
         assert f"  {command} " in out
 
 
-def test_flags_become_overrides():
-    assert translate_flags(
-        ["--method", "gradcam", "--n=4", "--verbose", "a=b", "--cfg", "job"]
-    ) == ["method=gradcam", "n=4", "verbose=true", "a=b", "--cfg", "job"]
+def test_flags_become_overrides_before_hydras_own_flags():
+    args = ["--method", "gradcam", "--n=4", "--verbose", "a=b", "--cfg", "job", "-m", "x=1,2"]
+    assert translate_flags(args) == [
+        "method=gradcam",
+        "n=4",
+        "verbose=true",
+        "a=b",
+        "x=1,2",
+        "--cfg",
+        "job",
+        "-m",
+    ]
 
 
 def test_train_help_shows_groups_and_cfg_job_prints_config(kta):
@@ -71,7 +79,8 @@ def test_user_mistakes_get_one_line_and_exit_2(kta, args, expected):
 
 
 def test_sweep_writes_one_run_folder_per_job(kta):
-    result = kta("train", "-m", "optim.lr=0.1,0.01", *TINY, "trainer.max_steps=2")
+    # -m between overrides: argparse alone would reject it; kta moves Hydra's flags last.
+    result = kta("train", *TINY, "-m", "optim.lr=0.1,0.01", "trainer.max_steps=2")
     assert result.code == 0, result.err
     sweeps = list((result.cwd / "outputs" / "train").glob("*_sweep"))
     assert len(sweeps) == 1

@@ -58,13 +58,15 @@ def load_file(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        if "Weights only load failed" in str(error):
+        if "GLOBAL" in str(error):  # the pickle names a Python callable: it would run code
             raise KtaError(
                 f"refusing to load {path}: it holds Python objects, not plain tensors "
                 "and metadata (kta never unpickles code)"
             ) from error
-        raise KtaError(f"{path} is not a checkpoint ({first or 'unreadable pickle'})") from error
+        raise KtaError(
+            f"{path} is not a checkpoint (a pickle kta does not read: plain tensors and "
+            "metadata only)"
+        ) from error
     except Exception as error:  # a weights-only load ran no code; any failure means bad bytes
         raise KtaError(
             f"{path} is truncated or not a checkpoint ({type(error).__name__})"
