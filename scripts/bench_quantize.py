@@ -185,12 +185,13 @@ def main() -> None:
         help="second latency batch size (trained model only: at 224 it would take too long)",
     )
     parser.add_argument("--skip-224", action="store_true")
+    parser.add_argument("--skip-trained", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {args.threads}, {time.strftime('%Y-%m-%d %H:%M')}")
-    rows = [trained_on_digits(args)]
+    rows = [] if args.skip_trained else [trained_on_digits(args)]
     if not args.skip_224:
         rows.append(imagenet_like(args))
     for row in rows:

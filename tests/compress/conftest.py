@@ -56,7 +56,12 @@ def quant_trained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def quant_static_run(tmp_path_factory: pytest.TempPathFactory, quant_trained_ckpt: Path) -> Path:
-    """The run folder of one static int8 `kta quantize` of quant_trained_ckpt (pt2e_x86)."""
+    """One static int8 `kta quantize` (pt2e_x86) of quant_trained_ckpt, keeping 1 layer float.
+
+    keep_float quantizes twice (the SQNR report comes from the first pass), so one run covers
+    the plain path and keep_float; percentile exercises a non-default observer end to end.
+    """
     folder = tmp_path_factory.mktemp("quant_static")
-    _run_in(folder, ["quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST])
+    args = ["quant.keep_float=1", "quant.observer=percentile"]
+    _run_in(folder, ["quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, *args])
     return (folder / "outputs" / "quantize" / "latest").resolve()

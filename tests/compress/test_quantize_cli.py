@@ -89,8 +89,9 @@ def test_kta_eval_runs_the_quantized_checkpoint(kta, quant_static_run: Path):
     assert abs(evaluated["acc"] - metrics_of(quant_static_run)["acc_after"]) < 1e-6
 
 
-def test_qat_fine_tunes_then_converts(kta, quant_trained_ckpt: Path):
-    # the fx_x86 backend keeps this fast; pt2e QAT is covered in test_quantize_library.py
+def test_qat_fine_tunes_then_converts_on_the_fx_backend(kta, quant_trained_ckpt: Path):
+    # also shows quant.backend=fx_x86 stays selectable; fx keeps this test fast (pt2e QAT
+    # conversion costs minutes here; its training graph is tested in test_quantize_library.py)
     args = [
         f"ckpt={quant_trained_ckpt}",
         *QUANT_FAST,
@@ -102,16 +103,15 @@ def test_qat_fine_tunes_then_converts(kta, quant_trained_ckpt: Path):
     metrics = result.metrics("quantize")
     assert len(metrics["qat_history"]) == 1 and 0 <= metrics["qat_val_acc"] <= 1
     assert metrics["int8_parameter_bytes"] < 0.3 * metrics["float_parameter_bytes"]
-    assert metrics["reload_agreement"] == 1.0
+    assert metrics["backend"] == "fx_x86" and metrics["reload_agreement"] == 1.0
 
 
-def test_keep_float_keeps_the_most_sensitive_layer(kta, quant_trained_ckpt: Path):
-    args = [f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.keep_float=1"]
-    result = kta("quantize", *args, "quant.observer=percentile")
-    assert result.code == 0, result.err
-    metrics = result.metrics("quantize")
+def test_keep_float_keeps_the_most_sensitive_layer(quant_static_run: Path):
+    metrics = metrics_of(quant_static_run)
     worst = max(metrics["layer_sqnr"], key=lambda row: row["drop_db"])["layer"]
     assert metrics["kept_float"] == [worst]
+    checkpoint = load_checkpoint(quant_static_run / "model.ckpt")
+    assert checkpoint["quant"]["kept_float"] == [worst]
 
 
 def test_fp16_halves_the_file_and_evaluates(kta, quant_trained_ckpt: Path):
@@ -123,12 +123,3 @@ def test_fp16_halves_the_file_and_evaluates(kta, quant_trained_ckpt: Path):
     assert abs(metrics["acc_before"] - metrics["acc_after"]) < 0.02
     evaluated = kta("eval", "ckpt=outputs/quantize/latest", "logger=none")
     assert evaluated.code == 0, evaluated.err
-
-
-def test_fx_backend_is_still_selectable(kta, quant_trained_ckpt: Path):
-    args = [f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.backend=fx_x86"]
-    result = kta("quantize", *args, "quant.observer=minmax")
-    assert result.code == 0, result.err
-    metrics = result.metrics("quantize")
-    assert metrics["backend"] == "fx_x86" and metrics["reload_agreement"] == 1.0
-    assert metrics["int8_parameter_bytes"] < 0.3 * metrics["float_parameter_bytes"]
