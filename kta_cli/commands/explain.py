@@ -101,19 +101,33 @@ def target_classes(target: Any, predicted: torch.Tensor, class_names: list[str])
 
 
 def explain_all(
-    explainer: Explainer, methods: list[str], images: torch.Tensor, targets: torch.Tensor
+    explainer: Explainer,
+    methods: list[str],
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    skip_unrunnable: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Heatmaps per method, computed `batch_size` images at a time (memory stays bounded)."""
+    """Heatmaps per method, computed `batch_size` images at a time (memory stays bounded).
+
+    With `skip_unrunnable` (method=all), a method this model cannot run is left out with a note.
+    """
     size = explainer.settings.batch_size
-    return {
-        method: torch.cat(
-            [
-                explainer.explain(method, x, t)
-                for x, t in zip(images.split(size), targets.split(size), strict=True)
-            ]
-        )
-        for method in methods
-    }
+    heatmaps = {}
+    for method in methods:
+        try:
+            heatmaps[method] = torch.cat(
+                [
+                    explainer.explain(method, x, t)
+                    for x, t in zip(images.split(size), targets.split(size), strict=True)
+                ]
+            )
+        except KtaError as error:
+            if not skip_unrunnable:
+                raise
+            console.print(f"[yellow]skipped {method}[/yellow]: {error}")
+    if not heatmaps:
+        raise KtaError("no method can run on this model; see the notes above")
+    return heatmaps
 
 
 def faithfulness_report(
@@ -312,7 +326,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     probabilities = explainer.logits(batch.images).softmax(dim=1)
     predicted = probabilities.argmax(dim=1)
     targets = target_classes(cfg.target, predicted, class_names)
-    heatmaps = explain_all(explainer, methods, batch.images, targets)
+    heatmaps = explain_all(explainer, methods, batch.images, targets, cfg.method == "all")
+    methods = list(heatmaps)
 
     run_dir = current_run_dir()
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
@@ -369,14 +384,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     if cfg.patterns.enabled:
         images = collect(loader, cfg.patterns.images)[0] if loader is not None else batch.images
-        metrics["patterns"] = pattern_view(
-            cfg,
-            explainer,
-            images,
-            denormalize(images, data["mean"], data["std"]),
-            run_dir,
-            tensorboard,
-        )
+        try:
+            metrics["patterns"] = pattern_view(
+                cfg,
+                explainer,
+                images,
+                denormalize(images, data["mean"], data["std"]),
+                run_dir,
+                tensorboard,
+            )
+        except KtaError as error:
+            if cfg.patterns.layer is not None:  # asked for by name: a real mistake
+                raise
+            console.print(f"[yellow]pattern view skipped[/yellow]: {error}")
     if cfg.compare is not None:
         metrics["compare"] = compare_with(
             cfg, methods, pictures, targets, heatmaps, predicted, class_names

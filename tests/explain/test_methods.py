@@ -91,3 +91,18 @@ def test_guided_backprop_refuses_a_model_without_activation_modules() -> None:
     ex = Explainer(linear, mean=[0.0] * 3, std=[1.0] * 3, img_size=2)
     with pytest.raises(KtaError, match="has none; use saliency"):
         ex.explain("guided_backprop", X, torch.tensor([0]))
+
+
+def test_method_all_skips_what_a_model_cannot_run_and_names_it(capsys) -> None:
+    from kta_cli.commands.explain import explain_all
+
+    class Detached(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3)).detach()
+
+    ex = Explainer(Detached(), mean=[0.0] * 3, std=[1.0] * 3, img_size=2)
+    heatmaps = explain_all(ex, ["saliency", "occlusion"], X, torch.tensor([0]), True)
+    assert list(heatmaps) == ["occlusion"]
+    assert "skipped saliency" in capsys.readouterr().out
+    with pytest.raises(KtaError, match="needs gradients"):
+        explain_all(ex, ["saliency", "occlusion"], X, torch.tensor([0]))
