@@ -38,7 +38,7 @@ from kta_cli.compress.prune_unstructured import (
 )
 from kta_cli.compress.pruned import conv_groups_of
 from kta_cli.config import choice, fraction, positive, require
-from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.data.datasets import build_data, spec_as_dict, spec_from_dict
 from kta_cli.engine.checkpoint import git_commit, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.checkpoint import save_checkpoint as write_checkpoint
 from kta_cli.engine.finetune import fine_tune
@@ -268,7 +268,11 @@ def save_pruned(
         "model_args": dict(checkpoint["model_args"]),
         "data": checkpoint["data"],
         "class_names": checkpoint.get("class_names") or session.data.class_names,
-        "config": {**checkpoint.get("config", {}), "prune": config_as_dict(cfg)},
+        "config": {  # the data it was fine-tuned on; the rest as the parent composed it
+            **checkpoint.get("config", {}),
+            "data": spec_as_dict(session.data.spec),
+            "prune": config_as_dict(cfg),
+        },
         "parent": str(parent),
         "command": "prune",
         "git_commit": git_commit(),

@@ -10,7 +10,11 @@ from kta_cli.cli import config_dir
 from kta_cli.engine.checkpoint import load_checkpoint
 from kta_cli.models.factory import model_from_checkpoint
 
-FAST = ["logger=none", "trainer.progress=false", "measure.latency=false", "finetune.epochs=0"]
+# Fine-tuning sees 8 digits per class (data=digits with the checkpoint's size and statistics).
+FAST = [
+    "logger=none", "trainer.progress=false", "measure.latency=false", "finetune.epochs=0",
+    "data=digits", "data.train_per_class=8",
+]  # fmt: skip
 IMPORTANCE = sorted(p.stem for p in (config_dir() / "importance").glob("*.yaml"))
 
 
@@ -126,7 +130,7 @@ def test_bad_input_is_one_line_with_exit_code_2(
 
 def test_pruned_then_quantized(kta, prune_trained_ckpt) -> None:
     pytest.importorskip("kta_cli.commands.quantize")
-    _, pruned = prune(kta, prune_trained_ckpt, "prune.ratio=0.5", "finetune.epochs=1")
+    _, pruned = prune(kta, prune_trained_ckpt, "prune.ratio=0.5")
     result = kta(
         "quantize", "ckpt=outputs/prune/latest", "logger=none", "quant.compile=false",
         "quant.sensitivity=false", "quant.calib_batches=2", "measure.rounds=1",
