@@ -63,6 +63,7 @@ def validate(cfg: DictConfig) -> None:
         positive(cfg, key, optional=True)
     require(cfg, "smoothgrad.noise", float, check=lambda v: v >= 0, rule=">= 0")
     require(cfg, "views.mistakes", int, check=lambda v: v >= 0, rule=">= 0")
+    positive(cfg, "views.images")
 
 
 def settings_from(cfg: DictConfig) -> Settings:
@@ -169,7 +170,7 @@ def dataset_views(
     std: list[float],
 ) -> dict[str, Any]:
     """Per-class accuracy over the whole split, and its most confident mistakes explained."""
-    images, labels = collect(loader)
+    images, labels = collect(loader, cfg.views.images)
     probabilities = explainer.logits(images).softmax(dim=1)
     per_class = class_accuracy(probabilities.argmax(dim=1), labels, class_names)
     ranked = list(per_class)
@@ -203,6 +204,18 @@ def dataset_views(
     return views
 
 
+def pattern_layer_exists(cfg: DictConfig, explainer: Explainer) -> bool:
+    """False (with a note) when the model has no spatial layer and none was named."""
+    if cfg.patterns.layer is not None:
+        return True  # a wrong name is a real mistake, reported by pattern_view
+    try:
+        explainer.target_layer(explainer.layer_name)
+    except KtaError as error:
+        console.print(f"[yellow]pattern view skipped[/yellow]: {error}")
+        return False
+    return True
+
+
 def pattern_view(
     cfg: DictConfig,
     explainer: Explainer,
@@ -233,8 +246,11 @@ def compare_with(
     heatmaps: dict[str, torch.Tensor],
     predicted: torch.Tensor,
     class_names: list[str],
-) -> dict[str, Any]:
-    """Explain the same pictures with another checkpoint and measure how the heatmaps moved."""
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Explain the same pictures with another checkpoint and measure how the heatmaps moved.
+
+    Returns the summary and the other model's heatmaps (at this model's input size).
+    """
     path = resolve_checkpoint(cfg.compare)
     checkpoint = load_checkpoint(path)
     other_names = checkpoint.get("class_names") or []
@@ -264,9 +280,13 @@ def compare_with(
     images = normalize(resized, data["mean"], data["std"])
     other_predicted = other.logits(images).argmax(dim=1)
     rows: dict[str, Any] = {}
+    other_heatmaps: dict[str, torch.Tensor] = {}
     for method in methods:
         try:
             other_heat = explain_all(other, [method], images, targets)[method]
+            other_heatmaps[method] = F.interpolate(
+                other_heat[:, None], size=pictures.shape[-2:], mode="bilinear"
+            )[:, 0]
         except KtaError as error:  # e.g. gradients through a quantized program
             rows[method] = {"skipped": str(error)}
             console.print(f"[yellow]compare: {method} skipped[/yellow]: {error}")
@@ -274,7 +294,8 @@ def compare_with(
         rows[method] = heatmap_agreement(heatmaps[method], other_heat)
     agreement = float((other_predicted == predicted).float().mean())
     console.print(agreement_table(rows, f"{path.parent.name}/{path.name}", agreement))
-    return {"checkpoint": str(path), "prediction_agreement": agreement, "methods": rows}
+    summary = {"checkpoint": str(path), "prediction_agreement": agreement, "methods": rows}
+    return summary, other_heatmaps
 
 
 def load_inputs(
@@ -382,25 +403,28 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 data["std"],
             )
         )
-    if cfg.patterns.enabled:
+    if cfg.patterns.enabled and pattern_layer_exists(cfg, explainer):
         images = collect(loader, cfg.patterns.images)[0] if loader is not None else batch.images
-        try:
-            metrics["patterns"] = pattern_view(
-                cfg,
-                explainer,
-                images,
-                denormalize(images, data["mean"], data["std"]),
-                run_dir,
-                tensorboard,
-            )
-        except KtaError as error:
-            if cfg.patterns.layer is not None:  # asked for by name: a real mistake
-                raise
-            console.print(f"[yellow]pattern view skipped[/yellow]: {error}")
+        pictures_all = denormalize(images, data["mean"], data["std"])
+        metrics["patterns"] = pattern_view(
+            cfg, explainer, images, pictures_all, run_dir, tensorboard
+        )
     if cfg.compare is not None:
-        metrics["compare"] = compare_with(
+        metrics["compare"], other = compare_with(
             cfg, methods, pictures, targets, heatmaps, predicted, class_names
         )
+        if other:  # this model's heatmap beside the other's, per method
+            both = {
+                f"{m}{tag}": h for m in other for tag, h in (("", heatmaps[m]), (" *", other[m]))
+            }
+            figure = rows_figure(
+                make_rows(
+                    batch.names, batch.labels, pictures, both, probabilities, targets, class_names
+                )[: cfg.grid_rows],
+                title=f"left: this checkpoint, *: {cfg.compare}",
+            )
+            tensorboard.figure("explain/compare", figure)
+            save_figure(figure, run_dir / "compare.png")
     tensorboard.close()
     write_metrics(run_dir, metrics)
     mark_latest(run_dir, "explain")

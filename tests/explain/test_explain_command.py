@@ -86,6 +86,7 @@ def test_compare_with_itself_agrees_perfectly(kta, cnn_ckpt) -> None:
     )
     assert result.code == 0, result.err
     compare = result.metrics("explain")["compare"]
+    assert (result.run_dir("explain") / "compare.png").is_file()
     assert compare["prediction_agreement"] == 1.0
     for row in compare["methods"].values():
         assert row["pearson"] == pytest.approx(1.0) and row["top10_iou"] == pytest.approx(1.0)
