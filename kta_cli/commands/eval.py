@@ -60,6 +60,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     choice(cfg, "split", ("train", "val", "test"))
     path = resolve_checkpoint(cfg.ckpt)
     checkpoint = load_checkpoint(path)
+    if (checkpoint.get("config") or {}).get("task", {}).get("name") == "multitask":
+        raise KtaError(
+            f"{path} is a multi-task model; kta eval scores single-task classifiers "
+            "(its per-task figures are in the train run's metrics.json)"
+        )
     model = model_from_checkpoint(checkpoint)
     data = build_data(spec_from_dict(data_spec_for(cfg, checkpoint)))
     class_names = checkpoint.get("class_names") or data.class_names

@@ -36,3 +36,11 @@ def test_eval_metrics_are_valid_json_without_nan(kta):
     assert result.code == 0, result.err
     text = (result.run_dir("eval") / "metrics.json").read_text()
     assert "NaN" not in text and json.loads(text)["images"] > 0
+
+
+def test_eval_refuses_a_multitask_checkpoint_with_one_line(kta):
+    trained = kta("train", *TINY, "task=multitask", "trainer.max_steps=2")
+    assert trained.code == 0, trained.err
+    result = kta("eval", "ckpt=outputs/train/latest", "logger=none")
+    assert result.code == 2 and "multi-task model" in result.err
+    assert len(result.err.strip().splitlines()) == 1
