@@ -293,9 +293,14 @@ def compare_with(
             continue
         rows[method] = heatmap_agreement(heatmaps[method], other_heat)
     agreement = float((other_predicted == predicted).float().mean())
-    console.print(agreement_table(rows, f"{path.parent.name}/{path.name}", agreement))
+    console.print(agreement_table(rows, short_path(str(path)), agreement))
     summary = {"checkpoint": str(path), "prediction_agreement": agreement, "methods": rows}
     return summary, other_heatmaps
+
+
+def short_path(path: str) -> str:
+    """run-folder/file: enough to tell checkpoints apart in a title."""
+    return "/".join(Path(path).parts[-2:])
 
 
 def load_inputs(
@@ -421,7 +426,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 make_rows(
                     batch.names, batch.labels, pictures, both, probabilities, targets, class_names
                 )[: cfg.grid_rows],
-                title=f"left: this checkpoint, *: {cfg.compare}",
+                title=f"plain: this checkpoint; *: {short_path(metrics['compare']['checkpoint'])}",
             )
             tensorboard.figure("explain/compare", figure)
             save_figure(figure, run_dir / "compare.png")

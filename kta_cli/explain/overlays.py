@@ -80,7 +80,7 @@ def rows_figure(rows: list[Row], *, title: str | None = None) -> Any:
     figure, axes = plt.subplots(
         len(rows),
         columns,
-        figsize=(2.1 * columns, 2.3 * len(rows) + 0.3 + (0.4 if title else 0)),
+        figsize=(2.1 * columns, 2.3 * len(rows) + 0.5 + (0.4 if title else 0)),
         squeeze=False,
     )
     for r, row in enumerate(rows):
