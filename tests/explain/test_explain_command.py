@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,15 @@ def test_compare_with_itself_agrees_perfectly(kta, cnn_ckpt) -> None:
     assert compare["prediction_agreement"] == 1.0
     for row in compare["methods"].values():
         assert row["pearson"] == pytest.approx(1.0) and row["top10_iou"] == pytest.approx(1.0)
+
+
+def test_ckpt_latest_still_works_after_an_explain_run(kta, cnn_ckpt, tmp_path) -> None:
+    run = tmp_path / "outputs" / "train" / "run1"
+    run.mkdir(parents=True)
+    shutil.copy(cnn_ckpt, run / "best.ckpt")
+    (tmp_path / "outputs" / "train" / "latest").symlink_to("run1")
+    (tmp_path / "outputs" / "latest").symlink_to("train/run1")
+    for _ in range(2):  # the first run moves outputs/latest to its own folder
+        result = kta("explain", "ckpt=latest", "n=1", *BARE)
+        assert result.code == 0, result.err
+        assert result.metrics("explain")["checkpoint"] == str((run / "best.ckpt").resolve())
