@@ -21,6 +21,7 @@ from kta_cli.explain.compare import agreement_table, heatmap_agreement
 from kta_cli.explain.inputs import Batch, collect, read_images, sample_batch
 from kta_cli.explain.methods import Explainer, Settings, method_names
 from kta_cli.explain.overlays import (
+    Row,
     curves_figure,
     denormalize,
     make_rows,
@@ -184,8 +185,6 @@ def dataset_views(
     class_names: list[str],
     run_dir: Path,
     tensorboard: TensorBoard,
-    mean: list[float],
-    std: list[float],
 ) -> dict[str, Any]:
     """Per-class accuracy over the whole split, and its most confident mistakes explained."""
     images, labels = collect(loader, cfg.views.images)
@@ -212,7 +211,7 @@ def dataset_views(
         predicted = probabilities[wrong].argmax(dim=1)
         heat = explain_all(explainer, [method], images[wrong], predicted)
         names = [f"{cfg.split}_{int(i):04d}" for i in wrong]
-        pictures = denormalize(images[wrong], mean, std)
+        pictures = denormalize(images[wrong], explainer.mean, explainer.std)
         rows = make_rows(
             names, labels[wrong], pictures, heat, probabilities[wrong], predicted, class_names
         )
@@ -238,11 +237,11 @@ def pattern_view(
     cfg: DictConfig,
     explainer: Explainer,
     images: torch.Tensor,
-    pictures: torch.Tensor,
     run_dir: Path,
     tensorboard: TensorBoard,
 ) -> dict[str, Any]:
     """Patches that excite the chosen channels of a layer most (the layer-by-layer view)."""
+    pictures = denormalize(images, explainer.mean, explainer.std)
     layer = explainer.target_layer(cfg.patterns.layer or explainer.layer.name)
     maps = layer_maps(explainer.model, layer.module, images, cfg.batch_size, explainer.device)
     channels = cfg.patterns.channels
@@ -345,6 +344,55 @@ def load_inputs(
     return sample_batch(loader, cfg.n, cfg.split), loader
 
 
+def compare_report(
+    cfg: DictConfig,
+    batch: Batch,
+    pictures: torch.Tensor,
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    heatmaps: dict[str, torch.Tensor],
+    class_names: list[str],
+    run_dir: Path,
+    tensorboard: TensorBoard,
+) -> dict[str, Any]:
+    """The comparison table, and compare.png with both checkpoints' heatmaps side by side."""
+    methods, predicted = list(heatmaps), probabilities.argmax(dim=1)
+    summary, other = compare_with(cfg, methods, pictures, targets, heatmaps, predicted, class_names)
+    if other:  # this model's heatmap beside the other's, per method
+        both = {f"{m}{tag}": h for m in other for tag, h in (("", heatmaps[m]), (" *", other[m]))}
+        rows = make_rows(
+            batch.names, batch.labels, pictures, both, probabilities, targets, class_names
+        )
+        title = f"plain: this checkpoint; *: {short_path(summary['checkpoint'])}"
+        figure = rows_figure(rows[: cfg.grid_rows], title=title)
+        tensorboard.figure("explain/compare", figure)
+        save_figure(figure, run_dir / "compare.png")
+    return summary
+
+
+def write_pictures(
+    rows: list[Row], run_dir: Path, tensorboard: TensorBoard, grid_rows: int
+) -> None:
+    """images/<name>.png per image (all methods side by side) and grid.png for several images."""
+    (run_dir / "images").mkdir(exist_ok=True)
+    for row in rows:
+        figure = rows_figure([row])
+        tensorboard.figure(f"explain/{row.name}", figure)
+        save_figure(figure, run_dir / "images" / f"{row.name}.png")
+    if len(rows) > 1:
+        save_figure(rows_figure(rows[:grid_rows]), run_dir / "grid.png")
+
+
+def prediction_record(row: Row) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "predicted": row.predicted,
+        "probability": row.probability,
+        "true": row.true,
+        "explained": row.target,
+    }
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
     methods = method_names(
@@ -378,13 +426,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     rows = make_rows(
         batch.names, batch.labels, pictures, heatmaps, probabilities, targets, class_names
     )
-    (run_dir / "images").mkdir(exist_ok=True)
-    for row in rows:
-        figure = rows_figure([row])
-        tensorboard.figure(f"explain/{row.name}", figure)
-        save_figure(figure, run_dir / "images" / f"{row.name}.png")
-    if len(rows) > 1:
-        save_figure(rows_figure(rows[: cfg.grid_rows]), run_dir / "grid.png")
+    write_pictures(rows, run_dir, tensorboard, cfg.grid_rows)
     uses_layer = any(m in ("gradcam", "gradcam_pp", "guided_gradcam") for m in methods)
     if uses_layer and explainer.layer.grid == (1, 1):
         console.print(
@@ -397,57 +439,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "methods": methods,
         "layer": explainer.layer.name if uses_layer else None,
         "images": len(rows),
-        "predictions": [
-            {
-                "name": r.name,
-                "predicted": r.predicted,
-                "probability": r.probability,
-                "true": r.true,
-                "explained": r.target,
-            }
-            for r in rows
-        ],
+        "predictions": [prediction_record(r) for r in rows],
     }
     if cfg.faithfulness.enabled:
         metrics["faithfulness"] = faithfulness_report(
             cfg, explainer, batch.images, targets, heatmaps, run_dir, tensorboard
         )
     if loader is not None and cfg.views.enabled:
-        metrics.update(
-            dataset_views(
-                cfg,
-                explainer,
-                loader,
-                methods[0],
-                class_names,
-                run_dir,
-                tensorboard,
-                data["mean"],
-                data["std"],
-            )
-        )
+        views = dataset_views(cfg, explainer, loader, methods[0], class_names, run_dir, tensorboard)
+        metrics.update(views)
     if cfg.patterns.enabled and pattern_layer_exists(cfg, explainer):
         images = collect(loader, cfg.patterns.images)[0] if loader is not None else batch.images
-        pictures_all = denormalize(images, data["mean"], data["std"])
-        metrics["patterns"] = pattern_view(
-            cfg, explainer, images, pictures_all, run_dir, tensorboard
-        )
+        metrics["patterns"] = pattern_view(cfg, explainer, images, run_dir, tensorboard)
     if cfg.compare is not None:
-        metrics["compare"], other = compare_with(
-            cfg, methods, pictures, targets, heatmaps, predicted, class_names
+        metrics["compare"] = compare_report(
+            cfg,
+            batch,
+            pictures,
+            probabilities,
+            targets,
+            heatmaps,
+            class_names,
+            run_dir,
+            tensorboard,
         )
-        if other:  # this model's heatmap beside the other's, per method
-            both = {
-                f"{m}{tag}": h for m in other for tag, h in (("", heatmaps[m]), (" *", other[m]))
-            }
-            figure = rows_figure(
-                make_rows(
-                    batch.names, batch.labels, pictures, both, probabilities, targets, class_names
-                )[: cfg.grid_rows],
-                title=f"plain: this checkpoint; *: {short_path(metrics['compare']['checkpoint'])}",
-            )
-            tensorboard.figure("explain/compare", figure)
-            save_figure(figure, run_dir / "compare.png")
     tensorboard.close()
     write_metrics(run_dir, metrics)
     mark_latest(run_dir, "explain")
