@@ -54,6 +54,11 @@ class QuantSettings:
             raise KtaError(f"quant.qat_epochs must be >= 0, got {self.qat_epochs}")
         if self.qat_epochs and self.mode != "static":
             raise KtaError(f"quant.qat_epochs needs quant.mode=static, not {self.mode}")
+        if self.backend == "fx_x86" and self.observer == "percentile":
+            raise KtaError(
+                "quant.observer=percentile needs quant.backend=pt2e_x86 (fx_x86 observers: "
+                "minmax, moving_average, histogram)"
+            )
         if self.backend == "fx_x86" and self.mode == "dynamic":
             raise KtaError("quant.mode=dynamic is built on quant.backend=pt2e_x86")
         if self.keep_float and (

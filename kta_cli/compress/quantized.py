@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from typing import Any
 
@@ -22,6 +23,11 @@ from torch import nn
 from kta_cli.errors import KtaError
 
 CAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+# inductor's int8 lowering warns about its own tensor copy on every compile; nothing to act on
+warnings.filterwarnings(
+    "ignore", message="To copy construct from a tensor", module="torch._inductor.mkldnn_lowerings"
+)
 
 
 class QuantizedProgram(nn.Module):

@@ -31,17 +31,15 @@ def test_missing_checkpoint(kta):
         ("quant.mode=int4", "unknown quant.mode value 'int4'"),
         ("quant.qat_epochs=-1", "quant.qat_epochs must be >= 0"),
         ("measure.threads=0", "measure.threads must be > 0"),
+        (
+            "quant.backend=fx_x86 quant.observer=percentile",
+            "percentile needs quant.backend=pt2e_x86",
+        ),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(kta, override: str, expected: str):
-    line = error_line(kta("quantize", "ckpt=nowhere.ckpt", *QUANT_FAST, override))
+    line = error_line(kta("quantize", "ckpt=nowhere.ckpt", *QUANT_FAST, *override.split()))
     assert expected in line
-
-
-def test_percentile_needs_the_pt2e_backend(kta, quant_trained_ckpt: Path):
-    args = ["quant.backend=fx_x86", "quant.observer=percentile"]
-    line = error_line(kta("quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, *args))
-    assert "percentile needs quant.backend=pt2e_x86" in line
 
 
 def test_an_already_quantized_checkpoint_is_refused(kta, quant_static_run: Path):
