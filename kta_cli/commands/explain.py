@@ -96,7 +96,10 @@ def resolve_input(spec: str) -> Path:
             if any((p / n).is_file() for n in ("best.ckpt", "model.ckpt", "last.ckpt"))
         ]
         if not runs:
-            raise
+            raise KtaError(
+                "ckpt=latest, but no run under ./outputs holds a checkpoint; "
+                "pass ckpt=<file or run folder> (or run kta train first)"
+            ) from None
         return resolve_checkpoint(max(runs, key=lambda p: p.stat().st_mtime))
 
 

@@ -87,3 +87,7 @@ def test_bad_pattern_channel(kta, cnn_ckpt) -> None:
 
 def test_missing_checkpoint(kta, tmp_path) -> None:
     fails(kta("explain", f"ckpt={tmp_path}/none.ckpt", *BARE), "checkpoint not found")
+
+
+def test_latest_without_any_trained_run(kta) -> None:
+    fails(kta("explain", *BARE), "no run under ./outputs holds a checkpoint")
