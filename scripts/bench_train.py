@@ -3,7 +3,7 @@
 Same model, data, batch size, optimizer and thread count; the candidates run in interleaved rounds
 (engine, hand loop, DataLoader loop, engine, ...) and each reports the median images/s over rounds.
 
-    python scripts/bench_train.py [--model resnet18] [--img-size 32] [--steps 30] [--rounds 5]
+    python scripts/bench_train.py [--model resnet18] [--img-size 32] [--steps 18] [--rounds 5]
 
 ratio = engine images/s / hand-loop images/s; >= 1.0 means the engine adds no overhead.
 """
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=18)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -82,27 +82,6 @@ def settings_from(cfg: DictConfig) -> Settings:
     )
 
 
-def resolve_input(spec: str) -> Path:
-    """A checkpoint as resolve_checkpoint finds it; `latest` also looks past run folders that
-    hold no checkpoint (an eval or explain run), so `kta explain` can run twice in a row."""
-    try:
-        return resolve_checkpoint(spec)
-    except KtaError:
-        if spec != "latest":
-            raise
-        runs = [
-            p.resolve()
-            for p in Path("outputs").glob("*/latest")
-            if any((p / n).is_file() for n in ("best.ckpt", "model.ckpt", "last.ckpt"))
-        ]
-        if not runs:
-            raise KtaError(
-                "ckpt=latest, but no run under ./outputs holds a checkpoint; "
-                "pass ckpt=<file or run folder> (or run kta train first)"
-            ) from None
-        return resolve_checkpoint(max(runs, key=lambda p: p.stat().st_mtime))
-
-
 def device_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> torch.device:
     """trainer.device, except for quantized programs, which run on x86 CPUs only."""
     if checkpoint.get("model_kind") == "quantized":
@@ -402,7 +381,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         OmegaConf.to_object(cfg.method) if OmegaConf.is_list(cfg.method) else str(cfg.method)
     )
     torch.manual_seed(cfg.seed)
-    path = resolve_input(str(cfg.ckpt))
+    path = resolve_checkpoint(str(cfg.ckpt))
     checkpoint = load_checkpoint(path)
     data = checkpoint["data"]
     classes = checkpoint.get("model_args", {}).get("num_classes", 0)

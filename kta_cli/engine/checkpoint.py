@@ -94,6 +94,11 @@ def resolve_checkpoint(spec: str | Path, outputs: str | Path = "outputs") -> Pat
                 return (path / name).resolve()
         raise KtaError(f"no checkpoint (best.ckpt, model.ckpt or last.ckpt) in run folder {path}")
     if not path.exists():
+        if spec == "latest":
+            raise KtaError(
+                f"ckpt=latest, but no run under ./{Path(outputs)} holds a checkpoint; "
+                "pass ckpt=<file or run folder> (or run kta train first)"
+            )
         raise KtaError(f"checkpoint not found: {spec}")
     return path.resolve()  # provenance names the real folder, not the `latest` pointer
 

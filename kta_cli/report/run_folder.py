@@ -46,14 +46,18 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
 
 
 def mark_latest(run_dir: Path, command: str) -> None:
-    """Point outputs/<command>/latest and outputs/latest at this run folder (relative symlinks).
+    """Point outputs/<command>/latest at this run folder, and outputs/latest too when the run
+    made a model (so `ckpt=latest` still finds one after an eval or explain run).
 
-    Sweep runs sit deeper (outputs/<command>/<time>_sweep/<n>); the pointers still go to the
-    folder named after the command and its parent.
+    Relative symlinks. Sweep runs sit deeper (outputs/<command>/<time>_sweep/<n>); the pointers
+    still go to the folder named after the command and its parent.
     """
     run_dir = run_dir.resolve()
     command_dir = next((p for p in run_dir.parents if p.name == command), run_dir.parent)
-    for pointer in (command_dir / "latest", command_dir.parent / "latest"):
+    pointers = [command_dir / "latest"]
+    if any(run_dir.glob("*.ckpt")):
+        pointers.append(command_dir.parent / "latest")
+    for pointer in pointers:
         try:
             tmp = pointer.with_name(f".latest.{os.getpid()}")
             tmp.unlink(missing_ok=True)
