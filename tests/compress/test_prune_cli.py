@@ -81,12 +81,12 @@ def test_iterative_loop_stops_on_max_allowed_loss(kta, prune_trained_ckpt) -> No
 def test_sensitivity_table_and_plot(kta, prune_trained_ckpt) -> None:
     result, metrics = prune(
         kta, prune_trained_ckpt, "prune.sensitivity=true", "prune.sensitivity_ratios=[0.5]",
-        "prune.ignore=[layer3,layer4]",
+        "prune.ignore=[conv1,layer3,layer4]",
     )  # fmt: skip
     assert (result.run_dir("prune") / "sensitivity.png").is_file()
     layers = metrics["sensitivity"]
     assert set(layers) == set(metrics["layers"]) and "layer1.0.conv1" in layers
-    assert not any(name.startswith(("layer3", "layer4", "fc")) for name in layers)
+    assert not any(name.startswith(("conv1", "layer3", "layer4", "fc")) for name in layers)
     assert all(0.0 <= row["0.5"] <= 1.0 for row in layers.values())
     assert "sensitivity" in result.out
 
