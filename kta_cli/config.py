@@ -20,8 +20,9 @@ def value_at(cfg: DictConfig, key: str) -> Any:
 def section(cfg: DictConfig, key: str) -> dict[str, Any]:
     """A config section as a plain dict; a required value left as ??? is a one-line error."""
     try:
-        return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True,
-                                      throw_on_missing=True)
+        return OmegaConf.to_container(
+            OmegaConf.select(cfg, key), resolve=True, throw_on_missing=True
+        )
     except MissingMandatoryValue as error:
         missing = error.full_key if error.full_key.startswith(f"{key}.") else f"{key}.{error.key}"
         raise KtaError(f"{missing} must be set, e.g. {missing}=<value>") from error

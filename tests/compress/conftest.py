@@ -1,4 +1,4 @@
-"""Fixtures for the compression tests. prune_* fixtures: kta prune; quant_* fixtures: kta quantize."""
+"""Fixtures for compression tests: prune_* for kta prune, quant_* for kta quantize."""
 
 from __future__ import annotations
 
