@@ -8,7 +8,6 @@ and the teacher cache live in kta_cli/commands/distill_setup.py.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +34,15 @@ from kta_cli.commands.train import (
     final_metrics,
     loop_settings,
     resume_path,
+    run_in_runtime,
     shared_run_dir,
 )
 from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
-from kta_cli.engine.checkpoint import git_commit, load_checkpoint, save_checkpoint
+from kta_cli.engine.checkpoint import RunCheckpoints, git_commit, load_checkpoint, save_checkpoint
 from kta_cli.engine.distill_task import DistillationTask
-from kta_cli.engine.loop import Interrupted, Trainer, evaluate
+from kta_cli.engine.loop import Trainer, evaluate
 from kta_cli.engine.optim import build_optimizer
-from kta_cli.engine.runtime import Runtime, barrier, start_runtime, stop_runtime
+from kta_cli.engine.runtime import Runtime, barrier
 from kta_cli.engine.state import seed_everything
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.errors import KtaError
@@ -55,18 +55,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     validate_distill(cfg)
-    runtime = start_runtime(cfg.trainer.device, cfg.trainer.threads)
-    try:
-        return distill(cfg, runtime)
-    except Interrupted:
-        stop_runtime(runtime)
-        console.print(
-            "[yellow]interrupted[/yellow]: last.ckpt saved; continue with "
-            "kta distill trainer.resume=auto (or the run folder)"
-        )
-        sys.exit(130)
-    finally:
-        stop_runtime(runtime)
+    return run_in_runtime(cfg, "distill", distill)
 
 
 def build_student(cfg: DictConfig, num_classes: int, img_size: int) -> torch.nn.Module:
@@ -169,24 +158,14 @@ def make_trainer(
     """kta train's Trainer around the distillation task; best/last.ckpt hold the student."""
     optimizer = trainable_optimizer(cfg, parts.task)  # the student and the hint adapters
 
-    def save(kind: str, train_state: dict[str, Any]) -> None:
-        if not runtime.is_main:
-            return
-        loop = train_state["loop"]
-        checkpoint = {
-            **payload,
-            "model": parts.student.state_dict(),
-            "metrics": {
-                "best_" + trainer.settings.monitor: loop["best_value"],
-                "best_epoch": loop["best_epoch"],
-                "epochs_run": loop["epoch"],
-            },
-        }
-        if kind == "last":  # what resume needs besides the student: adapters and loop state
-            checkpoint["train_state"] = train_state
-            checkpoint["adapters"] = parts.task.adapters.state_dict()
-        save_checkpoint(run_dir / f"{kind}.ckpt", checkpoint)
-
+    save = RunCheckpoints(  # the student; last.ckpt also the hint adapters, for resume
+        run_dir,
+        parts.student,
+        payload,
+        monitor=cfg.trainer.early_stopping.monitor,
+        enabled=runtime.is_main,
+        resume_extras=lambda: {"adapters": parts.task.adapters.state_dict()},
+    )
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard and runtime.is_main else None)
     trainer = Trainer(
         parts.task,

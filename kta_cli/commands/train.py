@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,21 @@ def build_task(cfg: DictConfig, model: torch.nn.Module, data: DataBundle) -> tor
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     validate_train(cfg)
+    return run_in_runtime(cfg, "train", train)
+
+
+def run_in_runtime(
+    cfg: DictConfig, command: str, body: Callable[[DictConfig, Runtime], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run a training command inside its runtime (process group under torchrun); Ctrl-C ends
+    it with the resume hint and exit code 130."""
     runtime = start_runtime(cfg.trainer.device, cfg.trainer.threads)
     try:
-        return train(cfg, runtime)
+        return body(cfg, runtime)
     except Interrupted:
-        stop_runtime(runtime)
         console.print(
             "[yellow]interrupted[/yellow]: last.ckpt saved; continue with "
-            "kta train trainer.resume=auto (or the run folder)"
+            f"kta {command} trainer.resume=auto (or the run folder)"
         )
         sys.exit(130)
     finally:

@@ -15,6 +15,7 @@ import os
 import pickle
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +133,11 @@ class RunCheckpoints:
         *,
         monitor: str,
         enabled: bool = True,
+        resume_extras: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        """`resume_extras()` adds what resuming needs besides the model (to last.ckpt only)."""
         self.run_dir, self.model, self.metadata = run_dir, model, metadata
-        self.monitor, self.enabled = monitor, enabled
+        self.monitor, self.enabled, self.resume_extras = monitor, enabled, resume_extras
 
     def __call__(self, kind: str, train_state: dict[str, Any]) -> None:
         if not self.enabled:
@@ -151,4 +154,5 @@ class RunCheckpoints:
         }
         if kind == "last":
             payload["train_state"] = train_state
+            payload.update(self.resume_extras() if self.resume_extras else {})
         save_checkpoint(self.run_dir / f"{kind}.ckpt", payload)
