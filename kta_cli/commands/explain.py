@@ -19,7 +19,7 @@ from kta_cli.errors import KtaError, did_you_mean
 from kta_cli.explain import faithfulness as faith
 from kta_cli.explain.compare import agreement_table, heatmap_agreement
 from kta_cli.explain.inputs import Batch, collect, read_images, sample_batch
-from kta_cli.explain.methods import Explainer, Settings, method_names
+from kta_cli.explain.methods import Explainer, Settings, method_names, method_spec
 from kta_cli.explain.overlays import (
     Row,
     curves_figure,
@@ -383,6 +383,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     path = resolve_checkpoint(str(cfg.ckpt))
     checkpoint = load_checkpoint(path)
+    if checkpoint.get("model_kind") == "quantized" and cfg.method != "all":
+        # Known before the int8 program is compiled (a minute on this CPU): say it at once.
+        needs_gradients = [m for m in methods if method_spec(m).gradients]
+        if needs_gradients:
+            raise KtaError(
+                f"{needs_gradients[0]} needs gradients, but {path} is a quantized int8 program; "
+                "use occlusion or kernel_shap, or explain the float checkpoint it came from"
+            )
     data = checkpoint["data"]
     classes = checkpoint.get("model_args", {}).get("num_classes", 0)
     class_names = list(checkpoint.get("class_names") or [str(i) for i in range(classes)])

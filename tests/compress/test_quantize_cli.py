@@ -123,3 +123,12 @@ def test_fp16_halves_the_file_and_evaluates(kta, quant_trained_ckpt: Path):
     assert abs(metrics["acc_before"] - metrics["acc_after"]) < 0.02
     evaluated = kta("eval", "ckpt=outputs/quantize/latest", "logger=none")
     assert evaluated.code == 0, evaluated.err
+
+
+def test_explain_refuses_gradient_methods_on_int8_before_any_work(kta, quant_static_run: Path):
+    result = kta(
+        "explain", f"ckpt={quant_static_run / 'model.ckpt'}", "--method", "saliency", "logger=none"
+    )
+    assert result.code == 2 and "needs gradients" in result.err and "occlusion" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not list((result.cwd / "outputs").glob("explain/*/metrics.json"))  # nothing written
