@@ -2,6 +2,8 @@
 
 Same model, data, batch size, optimizer and thread count; the candidates run in interleaved rounds
 (engine, hand loop, DataLoader loop, engine, ...) and each reports the median images/s over rounds.
+Steady state: a round's rate is timed from the end of its WARMUP_STEPS-th step to its last step, so
+one-off costs (first batches, starting the progress display) count for neither side.
 
     python scripts/bench_train.py [--model resnet18] [--img-size 32] [--steps 18] [--rounds 5]
 
@@ -25,6 +27,26 @@ from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.models.factory import build_model
 from kta_cli.report.reporter import TensorBoard, TrainingReporter
 
+WARMUP_STEPS = 3
+
+
+def steady_rate(stamps: list[float], batch_size: int) -> float:
+    """Images/s between the end of step WARMUP_STEPS and the end of the last step."""
+    timed = stamps[WARMUP_STEPS - 1 :]
+    return (len(timed) - 1) * batch_size / (timed[-1] - timed[0])
+
+
+class StepClock(TrainingReporter):
+    """The engine's own reporter, also noting when each step ended."""
+
+    def __init__(self) -> None:
+        super().__init__(TensorBoard(None), enabled=True, progress=False)
+        self.stamps: list[float] = []
+
+    def on_step(self, trainer, values, batch_size) -> None:  # noqa: ANN001
+        super().on_step(trainer, values, batch_size)
+        self.stamps.append(time.perf_counter())
+
 
 def make_model(name: str, img_size: int) -> nn.Module:
     torch.manual_seed(0)
@@ -38,14 +60,13 @@ def engine_round(name: str, img_size: int, steps: int, batch_size: int) -> float
     task = ClassificationTask(model)
     optimizer = build_optimizer(model.parameters(), name="sgd", lr=0.05, momentum=0.9)
     scheduler = build_scheduler(optimizer, name="cosine", epochs=100, updates_per_epoch=20)
-    reporter = TrainingReporter(TensorBoard(None), enabled=True, progress=False)
+    reporter = StepClock()
     settings = LoopSettings(epochs=100, max_steps=steps)
     trainer = Trainer(
         task, optimizer, scheduler, settings=settings, save=lambda *a: None, reporter=reporter
     )
-    start = time.perf_counter()
     trainer.fit(data.train, data.val)
-    return steps * batch_size / (time.perf_counter() - start)
+    return steady_rate(reporter.stamps, batch_size)
 
 
 def hand_round(
@@ -62,7 +83,7 @@ def hand_round(
         batches = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True)
     else:
         batches = None
-    start = time.perf_counter()
+    stamps: list[float] = []
     done = 0
     while done < steps:
         if batches is not None:
@@ -78,10 +99,11 @@ def hand_round(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            stamps.append(time.perf_counter())
             done += 1
             if done == steps:
                 break
-    return steps * batch_size / (time.perf_counter() - start)
+    return steady_rate(stamps, batch_size)
 
 
 def main() -> None:
