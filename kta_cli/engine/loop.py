@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kta_cli.engine.state import capture_rng, restore_rng
+from kta_cli.engine.state import capture_rng, capture_torch_rng, restore_rng
 from kta_cli.errors import KtaError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -163,6 +163,9 @@ class Trainer:
         """One epoch from state.batch_in_epoch on; True when max_steps stopped it."""
         state = self.state
         loader.set_epoch(state.epoch, state.batch_in_epoch)
+        # numpy's and Python's generators are snapshot once an epoch: kta's steps draw only from
+        # torch's, whose state is taken after every step (see capture_torch_rng).
+        self._rng_after_step = capture_rng()
         self.reporter.on_epoch_start(self, state.epoch, state.batch_in_epoch)
         tick = time.perf_counter()
         for batch in loader:
@@ -178,7 +181,7 @@ class Trainer:
             tick = time.perf_counter()
             state.batch_in_epoch += 1
             state.step += 1
-            self._rng_after_step = capture_rng()
+            self._rng_after_step = {**self._rng_after_step, **capture_torch_rng()}
             self.reporter.on_step(self, values, n)
             if self.settings.max_steps is not None and state.step >= self.settings.max_steps:
                 self.save("last", self.train_state())
