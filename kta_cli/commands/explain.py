@@ -82,6 +82,20 @@ def settings_from(cfg: DictConfig) -> Settings:
     )
 
 
+def explainer_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> Explainer:
+    """The checkpoint's model, preprocessing as its training data was, with cfg's settings."""
+    data = checkpoint["data"]
+    return Explainer(
+        model_from_checkpoint(checkpoint),
+        mean=data["mean"],
+        std=data["std"],
+        img_size=data["img_size"],
+        layer=cfg.layer,
+        settings=settings_from(cfg),
+        device=device_for(cfg, checkpoint),
+    )
+
+
 def device_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> torch.device:
     """trainer.device, except for quantized programs, which run on x86 CPUs only."""
     if checkpoint.get("model_kind") == "quantized":
@@ -259,15 +273,7 @@ def compare_with(
             f"{len(class_names)}; heatmaps are only comparable for the same classes"
         )
     data = checkpoint["data"]
-    other = Explainer(
-        model_from_checkpoint(checkpoint),
-        mean=data["mean"],
-        std=data["std"],
-        img_size=data["img_size"],
-        layer=cfg.layer,
-        settings=settings_from(cfg),
-        device=device_for(cfg, checkpoint),
-    )
+    other = explainer_for(cfg, checkpoint)
     size = data["img_size"]
     resized = (
         pictures
@@ -394,15 +400,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data = checkpoint["data"]
     classes = checkpoint.get("model_args", {}).get("num_classes", 0)
     class_names = list(checkpoint.get("class_names") or [str(i) for i in range(classes)])
-    explainer = Explainer(
-        model_from_checkpoint(checkpoint),
-        mean=data["mean"],
-        std=data["std"],
-        img_size=data["img_size"],
-        layer=cfg.layer,
-        settings=settings_from(cfg),
-        device=device_for(cfg, checkpoint),
-    )
+    explainer = explainer_for(cfg, checkpoint)
     batch, loader = load_inputs(cfg, checkpoint, class_names)
     pictures = denormalize(batch.images, data["mean"], data["std"])
     probabilities = explainer.logits(batch.images).softmax(dim=1)

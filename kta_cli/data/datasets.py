@@ -144,15 +144,8 @@ def _in_memory(
     augment = build_augment(spec.augment, spec.img_size)
 
     def loader(source: torch.Tensor, index: torch.Tensor, train: bool) -> InMemoryLoader:
-        return InMemoryLoader(
-            prepare(source[index]).contiguous(),
-            labels[index],
-            batch_size=spec.batch_size if train else spec.eval_batch_size,
-            shuffle=train,
-            seed=spec.seed,
-            transform=augment if train else None,
-            rank=rank,
-            world_size=world_size,
+        return in_memory_loader(
+            spec, prepare(source[index]), labels[index], train, augment, rank, world_size
         )
 
     return DataBundle(
@@ -161,6 +154,28 @@ def _in_memory(
         loader(eval_images, test_idx, False),
         names,
         spec,
+    )
+
+
+def in_memory_loader(
+    spec: DataSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    train: bool,
+    augment: Any,
+    rank: int,
+    world_size: int,
+) -> InMemoryLoader:
+    """A loader over prepared tensors: shuffled and augmented for training, in order otherwise."""
+    return InMemoryLoader(
+        images.contiguous(),
+        labels,
+        batch_size=spec.batch_size if train else spec.eval_batch_size,
+        shuffle=train,
+        seed=spec.seed,
+        transform=augment if train else None,
+        rank=rank,
+        world_size=world_size,
     )
 
 

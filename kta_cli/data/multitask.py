@@ -17,6 +17,7 @@ from kta_cli.data.datasets import (
     DataBundle,
     DataSpec,
     cap_per_class,
+    in_memory_loader,
     load_digits_tensors,
     stratified_split,
 )
@@ -88,15 +89,8 @@ def build_multitask_data(
     augment = build_augment(spec.augment, spec.img_size)
 
     def loader(index: torch.Tensor, train: bool) -> InMemoryLoader:
-        return InMemoryLoader(
-            images[index].contiguous(),
-            labels[index],
-            batch_size=spec.batch_size if train else spec.eval_batch_size,
-            shuffle=train,
-            seed=spec.seed,
-            transform=augment if train else None,
-            rank=rank,
-            world_size=world_size,
+        return in_memory_loader(
+            spec, images[index], labels[index], train, augment, rank, world_size
         )
 
     task_names = [(name, available[name][1]) for name in tasks]
