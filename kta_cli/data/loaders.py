@@ -68,7 +68,8 @@ class InMemoryLoader:
         batches = per_rank / self.batch_size
         return math.floor(batches) if self.drop_last else math.ceil(batches)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def batch_indices(self) -> Iterator[torch.Tensor]:
+        """The sample indices of each batch this rank visits this epoch, from start_batch on."""
         order = epoch_order(
             len(self.labels),
             seed=self.seed,
@@ -78,12 +79,15 @@ class InMemoryLoader:
             world_size=self.world_size,
         )
         for batch in range(self.start_batch, len(self)):
-            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        self.start_batch = 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        for index in self.batch_indices():
             images = self.images[index]
             if self.transform is not None:
                 images = torch.stack([self.transform(image) for image in images])
             yield images, self.labels[index]
-        self.start_batch = 0
 
 
 class EpochSampler(Sampler[int]):

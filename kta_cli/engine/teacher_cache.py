@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from kta_cli.data.loaders import InMemoryLoader, SamplerLoader, epoch_order
+from kta_cli.data.loaders import InMemoryLoader, SamplerLoader
 from kta_cli.engine.checkpoint import load_file, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -41,19 +41,9 @@ class InMemoryLoaderWithIds:
         return len(self.base)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        base = self.base
-        order = epoch_order(
-            len(base.labels),
-            seed=base.seed,
-            epoch=base.epoch,
-            shuffle=base.shuffle,
-            rank=base.rank,
-            world_size=base.world_size,
-        )
-        for batch in range(base.start_batch, len(base)):
-            ids = order[batch * base.batch_size : (batch + 1) * base.batch_size]
+        base = self.base  # the same batches, in the same order, with their sample ids
+        for ids in base.batch_indices():
             yield base.images[ids], base.labels[ids], ids
-        base.start_batch = 0
 
 
 class DatasetWithIds(Dataset):
