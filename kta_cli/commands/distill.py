@@ -36,6 +36,7 @@ from kta_cli.commands.train import (
     resume_path,
     run_in_runtime,
     shared_run_dir,
+    training_hparams,
 )
 from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
 from kta_cli.engine.checkpoint import RunCheckpoints, git_commit, load_checkpoint, save_checkpoint
@@ -307,12 +308,7 @@ def hparams_of_distill(cfg: DictConfig, teacher_arch: str) -> dict[str, Any]:
     return {
         "teacher": teacher_arch,
         "student": cfg.student.name,
-        "data": cfg.data.name,
-        "optim": cfg.optim.name,
-        "lr": cfg.optim.lr,
-        "sched": cfg.sched.name,
-        "epochs": cfg.trainer.epochs,
-        "batch_size": cfg.data.batch_size,
+        **training_hparams(cfg),
         "temperature": options.temperature,
         "temperature_schedule": options.temperature_schedule,
         "alpha": options.alpha,

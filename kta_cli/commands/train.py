@@ -352,14 +352,21 @@ def count(model: torch.nn.Module, trainable: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
 
 
-def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+def training_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The hparams every training command shares (data, optimizer, schedule, budget)."""
     return {
-        "model": cfg.model.name,
         "data": cfg.data.name,
         "optim": cfg.optim.name,
         "lr": cfg.optim.lr,
         "sched": cfg.sched.name,
         "epochs": cfg.trainer.epochs,
         "batch_size": cfg.data.batch_size,
+    }
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+    return {
+        "model": cfg.model.name,
+        **training_hparams(cfg),
         "label_smoothing": cfg.loss.label_smoothing,
     }
