@@ -98,8 +98,9 @@ def timing_runs(args: argparse.Namespace, teacher_path: Path) -> dict[str, float
     from kta_cli.engine.distill_task import DistillationTask
     from kta_cli.engine.tasks import ClassificationTask
     from kta_cli.engine.teacher_cache import compute_outputs, with_example_ids
+    from kta_cli.loading import model_from_checkpoint
     from kta_cli.losses.schedules import ValueSchedule
-    from kta_cli.models.factory import create_model, model_from_checkpoint
+    from kta_cli.models.factory import create_model
 
     checkpoint = load_checkpoint(teacher_path)
     data = build_data(spec_from_dict(checkpoint["config"]["data"]))

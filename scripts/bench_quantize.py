@@ -26,7 +26,8 @@ from kta_cli.compress.quantize import QuantSettings, quantize
 from kta_cli.data.datasets import DataSpec, build_data
 from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.engine.finetune import fine_tune
-from kta_cli.models.factory import create_model, model_from_checkpoint
+from kta_cli.loading import model_from_checkpoint
+from kta_cli.models.factory import create_model
 from kta_cli.report.measure import accuracy, file_bytes, interleaved_latency_ms
 
 

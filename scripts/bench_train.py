@@ -24,7 +24,7 @@ from kta_cli.data.datasets import DataSpec, build_data
 from kta_cli.engine.loop import LoopSettings, Trainer
 from kta_cli.engine.optim import build_optimizer, build_scheduler
 from kta_cli.engine.tasks import ClassificationTask
-from kta_cli.models.factory import build_model
+from kta_cli.loading import build_model
 from kta_cli.report.reporter import TensorBoard, TrainingReporter
 
 WARMUP_STEPS = 3

@@ -47,7 +47,7 @@ from kta_cli.engine.runtime import Runtime, barrier
 from kta_cli.engine.state import seed_everything
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.errors import KtaError
-from kta_cli.models.factory import build_model
+from kta_cli.loading import build_model
 from kta_cli.report.reporter import TensorBoard, TrainingReporter, console, print_table
 from kta_cli.report.run_folder import config_as_dict, mark_latest, write_metrics
 

@@ -28,8 +28,8 @@ from kta_cli.engine.teacher_cache import (
     with_example_ids,
 )
 from kta_cli.errors import KtaError
+from kta_cli.loading import build_model, load_weights, model_from_checkpoint
 from kta_cli.losses.schedules import ValueSchedule
-from kta_cli.models.factory import build_model, load_weights, model_from_checkpoint
 from kta_cli.report.reporter import TensorBoard, TrainingReporter
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from kta_cli.engine.loop import to_device
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.errors import KtaError
-from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.loading import model_from_checkpoint
 from kta_cli.report.figures import confusion_figure, save_figure
 from kta_cli.report.reporter import TensorBoard, console, print_table
 from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics

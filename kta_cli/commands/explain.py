@@ -35,7 +35,7 @@ from kta_cli.explain.views import (
     strongest_channels,
     top_patches,
 )
-from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.loading import model_from_checkpoint
 from kta_cli.report.figures import save_figure
 from kta_cli.report.reporter import TensorBoard, console, print_table
 from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics

@@ -47,7 +47,7 @@ from kta_cli.engine.runtime import resolve_device
 from kta_cli.engine.state import seed_everything
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.errors import KtaError, did_you_mean
-from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.loading import model_from_checkpoint
 from kta_cli.report.measure import file_bytes, interleaved_latency_ms
 from kta_cli.report.reporter import TensorBoard, console, print_table
 from kta_cli.report.run_folder import config_as_dict, current_run_dir, mark_latest, write_metrics

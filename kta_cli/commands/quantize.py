@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from kta_cli.commands.eval import data_spec_for
 from kta_cli.compress.quantize import Quantized, QuantSettings, quantize
-from kta_cli.compress.quantized import QuantizedProgram, quantized_model_from_checkpoint
+from kta_cli.compress.quantized import QuantizedProgram
 from kta_cli.config import positive, section
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import (
@@ -22,7 +22,7 @@ from kta_cli.engine.checkpoint import (
 )
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
-from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.loading import model_from_checkpoint
 from kta_cli.report.figures import save_figure
 from kta_cli.report.measure import (
     accuracy,
@@ -139,7 +139,7 @@ def backend_of(cfg: DictConfig) -> str:
 def reload_agreement(saved: Path, quantized: torch.nn.Module, images: torch.Tensor) -> float:
     """Share of images on which the reloaded checkpoint predicts what the in-memory model does."""
     # uncompiled: the check is about what was saved, and compiling twice costs time
-    reloaded = quantized_model_from_checkpoint(load_checkpoint(saved), compile=False)
+    reloaded = model_from_checkpoint(load_checkpoint(saved), compile=False)
     with torch.inference_mode():
         return (reloaded(images).argmax(1) == quantized(images).argmax(1)).float().mean().item()
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from kta_cli.errors import KtaError
+from kta_cli.models.factory import create_model
 
 
 def _resize_tensors(module: nn.Module, prefix: str, state: dict[str, torch.Tensor]) -> None:
@@ -76,8 +77,6 @@ def conv_groups_of(model: nn.Module) -> dict[str, int]:
 
 def pruned_model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
     """The pruned model a `kta prune` checkpoint was saved from, with its weights."""
-    from kta_cli.models.factory import create_model
-
     args = checkpoint["model_args"]
     state = checkpoint["model"]
     model = create_model(

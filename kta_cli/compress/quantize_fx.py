@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from kta_cli.errors import KtaError, did_you_mean
+from kta_cli.models.factory import create_model
 
 log = logging.getLogger(__name__)
 FX_OBSERVERS = ("minmax", "moving_average", "histogram")
@@ -82,8 +83,6 @@ def convert_fx_model(prepared: nn.Module) -> nn.Module:
 
 def fx_model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
     """Rebuild the int8 FX model: same architecture and qconfig, then load the int8 state_dict."""
-    from kta_cli.models.factory import create_model
-
     args, quant = checkpoint["model_args"], checkpoint["quant"]
     model = create_model(
         args["name"], num_classes=args["num_classes"], img_size=args.get("img_size")

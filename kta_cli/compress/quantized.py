@@ -20,7 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from kta_cli.compress.quantize_fx import fx_model_from_checkpoint
 from kta_cli.errors import KtaError
+from kta_cli.models.factory import create_model
 
 CAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -127,7 +129,7 @@ def load_program(program: torch.Tensor) -> nn.Module:
 def quantized_model_from_checkpoint(
     checkpoint: dict[str, Any], compile: bool | None = None
 ) -> nn.Module:
-    """Rebuild a runnable model from a model_kind "quantized" checkpoint (see module docstring).
+    """Rebuild a runnable int8 model (backend pt2e_x86 or fx_x86, see module docstring).
 
     `compile` (pt2e_x86): None follows quant.compile as it was when the model was quantized.
     """
@@ -137,17 +139,16 @@ def quantized_model_from_checkpoint(
         compile = quant.get("compile", True) if compile is None else compile
         return QuantizedProgram(load_program(checkpoint["program"]), compile=compile)
     if backend == "fx_x86":
-        from kta_cli.compress.quantize_fx import fx_model_from_checkpoint
-
         return fx_model_from_checkpoint(checkpoint)
-    if backend == "cast":
-        from kta_cli.models.factory import create_model
-
-        args = checkpoint["model_args"]
-        model = create_model(
-            args["name"], num_classes=args["num_classes"], img_size=args.get("img_size")
-        )
-        dtype = CAST_DTYPES[quant["mode"]]
-        model.to(dtype).load_state_dict(checkpoint["model"])
-        return CastModel(model, dtype).eval()
     raise KtaError(f"unknown quantization backend {backend!r} in checkpoint (made by a newer kta?)")
+
+
+def cast_model_from_checkpoint(checkpoint: dict[str, Any]) -> CastModel:
+    """Rebuild a backend "cast" checkpoint: the timm model with fp16/bf16 weights."""
+    args, quant = checkpoint["model_args"], checkpoint["quant"]
+    model = create_model(
+        args["name"], num_classes=args["num_classes"], img_size=args.get("img_size")
+    )
+    dtype = CAST_DTYPES[quant["mode"]]
+    model.to(dtype).load_state_dict(checkpoint["model"])
+    return CastModel(model, dtype).eval()

@@ -17,7 +17,7 @@ from torch import nn
 
 from kta_cli.errors import KtaError
 from kta_cli.models.factory import init_weights
-from kta_cli.strategies.heads import attach_head
+from kta_cli.models.heads import attach_head
 from kta_cli.strategies.structure import count_parameters, head_parameters
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from typing import Any
 from torch import nn
 
 from kta_cli.errors import KtaError
+from kta_cli.models.heads import classifier_path
 from kta_cli.strategies.base import StrategyPlan, new_head, split_head
-from kta_cli.strategies.heads import classifier_path
 from kta_cli.strategies.structure import (
     body_layers,
     keep_frozen_norms,

@@ -13,9 +13,9 @@ from typing import Any
 from torch import nn
 
 from kta_cli.errors import KtaError
+from kta_cli.models.heads import classifier_path
 from kta_cli.strategies.base import StrategyPlan, new_head, split_head
 from kta_cli.strategies.discriminative import check_decay, decayed_groups
-from kta_cli.strategies.heads import classifier_path
 from kta_cli.strategies.structure import body_layers, frozen_norms_to_eval, set_trainable
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import pytest
 
 from kta_cli.cli import config_dir
 from kta_cli.engine.checkpoint import load_checkpoint
-from kta_cli.models.factory import model_from_checkpoint
+from kta_cli.loading import model_from_checkpoint
 
 # Fine-tuning sees 8 digits per class (data=digits with the checkpoint's size and statistics).
 FAST = [

@@ -82,7 +82,7 @@ def test_pruned_checkpoint_reloads_in_a_fresh_process_without_torch_pruning(
         sys.modules["torch_pruning"] = None  # any import of it now fails
         import torch
         from kta_cli.engine.checkpoint import load_checkpoint
-        from kta_cli.models.factory import model_from_checkpoint
+        from kta_cli.loading import model_from_checkpoint
         model = model_from_checkpoint(load_checkpoint("model.ckpt")).eval()
         expected = torch.load("expected.pt", weights_only=True)
         torch.testing.assert_close(model(expected["images"]), expected["logits"])

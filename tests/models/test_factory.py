@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 
 from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.errors import KtaError
-from kta_cli.models.factory import build_model, create_model, init_weights, load_weights
+from kta_cli.loading import build_model, load_weights
+from kta_cli.models.factory import create_model, init_weights
 from tests.conftest import TINY
 
 
