@@ -19,8 +19,9 @@ from kta_cli.losses.distillation import (
     logit_mse_loss,
     soft_target_loss,
 )
-from kta_cli.losses.hints import FeatureTap, HintAdapter, hint_loss, resolve_layer
+from kta_cli.losses.hints import HintAdapter, hint_loss
 from kta_cli.losses.schedules import ValueSchedule
+from kta_cli.models.features import FeatureCapture, resolve_layer
 
 
 def hint_key(layer: str) -> str:
@@ -58,8 +59,8 @@ class DistillationTask(nn.Module):
             (resolve_layer(student, s, role="student"), resolve_layer(teacher, t, role="teacher"))
             for s, t in hints
         ]
-        self.student_tap = FeatureTap(student, [s for s, _ in self.hints])
-        self.teacher_tap = FeatureTap(teacher, [t for _, t in self.hints])
+        self.student_tap = FeatureCapture(student, [s for s, _ in self.hints])
+        self.teacher_tap = FeatureCapture(teacher, [t for _, t in self.hints])
         self.adapters = nn.ModuleList()
         if self.hints:
             if example_input is None:

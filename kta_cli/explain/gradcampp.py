@@ -8,25 +8,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kta_cli.models.features import FeatureCapture, module_name
+
 
 def layer_activations_and_gradients(
     model: nn.Module, layer: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The layer's output A (B, C, h, w) and d score[target] / dA for each image."""
-    captured: list[torch.Tensor] = []
-
-    def keep(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-        captured.append(out)
-
-    handle = layer.register_forward_hook(keep)
-    try:
-        with torch.enable_grad():
-            logits = model(inputs.detach().requires_grad_(True))
-            score = logits.gather(1, targets[:, None]).sum()
-            (gradients,) = torch.autograd.grad(score, captured[0])
-    finally:
-        handle.remove()
-    return captured[0].detach(), gradients.detach()
+    with FeatureCapture(model, [module_name(model, layer)]) as features, torch.enable_grad():
+        logits = model(inputs.detach().requires_grad_(True))
+        (activations,) = features.values()
+        score = logits.gather(1, targets[:, None]).sum()
+        (gradients,) = torch.autograd.grad(score, activations)
+    return activations.detach(), gradients.detach()
 
 
 def grad_cam_plus_plus(

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from kta_cli.errors import KtaError, did_you_mean
+from kta_cli.models.features import FeatureCapture
 
 # Activation modules whose backward pass guided backprop / deconvnet override.
 RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardswish)
@@ -62,25 +63,11 @@ def prepare_model(model: nn.Module) -> nn.Module:
 
 
 def output_shapes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    """Output shape of every named module for one forward pass (first call of each)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
-
-        def hook(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
-            if isinstance(out, torch.Tensor) and name not in shapes:
-                shapes[name] = tuple(out.shape)
-
-        handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
+    """Output shape of every named module with a tensor output, in the order they first ran."""
+    names = [name for name, _ in model.named_modules() if name]
+    with FeatureCapture(model, names, strict=False) as features, torch.no_grad():
+        model(example)
+    return {name: tuple(feature.shape) for name, feature in features.items()}
 
 
 def token_layout(model: nn.Module) -> tuple[int, tuple[int, int]] | None:

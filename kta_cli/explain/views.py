@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kta_cli.errors import KtaError
+from kta_cli.models.features import FeatureCapture, module_name
 
 
 def class_accuracy(
@@ -38,13 +39,12 @@ def layer_maps(
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """The (N, C, h, w) output of `layer` for every image (on the CPU)."""
+    name = module_name(model, layer)
     captured: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().cpu()))
-    try:
+    with FeatureCapture(model, [name]) as features:
         for chunk in images.split(batch_size):
             model(chunk.to(device))
-    finally:
-        handle.remove()
+            captured.append(features.pop(name).detach().cpu())
     return torch.cat(captured)
 
 

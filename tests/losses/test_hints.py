@@ -5,7 +5,8 @@ import timm
 import torch
 
 from kta_cli.errors import KtaError
-from kta_cli.losses.hints import FeatureTap, HintAdapter, hint_loss, resolve_layer
+from kta_cli.losses.hints import HintAdapter, hint_loss
+from kta_cli.models.features import FeatureCapture, resolve_layer
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_unknown_layer_lists_the_valid_ones(resnet):
 
 
 def test_tap_keeps_the_output_of_each_named_layer(resnet):
-    tap = FeatureTap(resnet, ["layer2", "layer4"])
+    tap = FeatureCapture(resnet, ["layer2", "layer4"])
     resnet(torch.randn(2, 3, 32, 32))
     features = tap.pop()
     assert set(features) == {"layer2", "layer4"}
