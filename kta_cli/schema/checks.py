@@ -24,6 +24,10 @@ def ruled(default: Any, rule: Rule, *, each: bool = False) -> Any:
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def positive(default: Any) -> Any:
     return ruled(default, ("> 0", lambda v: v > 0))
 
@@ -79,6 +83,7 @@ def check_value(metadata: Any, value: Any, key: str) -> None:
     if "rule" not in metadata:
         return
     rule, test = metadata["rule"]
-    for item in value if metadata["each"] else [value]:
+    items = value.values() if isinstance(value, dict) else value
+    for item in items if metadata["each"] else [value]:
         if not test(item):
             raise KtaError(f"{key} must be {rule}, got {item!r}")

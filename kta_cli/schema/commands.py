@@ -14,6 +14,7 @@ from omegaconf import MISSING
 from kta_cli.data.spec import DataSpec
 from kta_cli.schema.checks import (
     fraction,
+    is_number,
     non_negative,
     one_of,
     positive,
@@ -83,7 +84,8 @@ class PruneSettings:
     method: str = one_of("structured", "unstructured")  # remove channels | zero single weights
     ratio: float = fraction(0.5)  # channels (structured) or weights (unstructured) removed
     scope: str = one_of("global", "layer")  # rank across layers | the same ratio in each layer
-    layer_ratios: dict[str, float] | None = None  # per layer or block, e.g. {layer4: 0.7}
+    # per layer or block, e.g. {layer4: 0.7}; Any: see TaskConfig.weights
+    layer_ratios: Any = ruled(None, ("in [0, 1)", lambda v: is_number(v) and 0 <= v < 1), each=True)
     ignore: Any = field(default_factory=list)  # layers or blocks left alone (a name or a list)
     max_layer_ratio: float = unit_open_closed(0.9)  # global: no layer loses more than this
     round_to: int | None = positive(None)  # structured: channel counts a multiple of this

@@ -8,7 +8,14 @@ from typing import Any
 from omegaconf import MISSING
 
 from kta_cli.errors import KtaError
-from kta_cli.schema.checks import fraction, non_negative, one_of, positive, unit_open_closed
+from kta_cli.schema.checks import (
+    fraction,
+    non_negative,
+    one_of,
+    positive,
+    ruled,
+    unit_open_closed,
+)
 
 INITS = ("default", "kaiming", "xavier", "orthogonal")
 HEADS = ("keep", "linear", "mlp")
@@ -91,7 +98,11 @@ class TaskConfig:
     name: str = one_of("classify", "multitask")
     tasks: list[str] | None = None  # multitask; null: digits -> [digit, parity], shapes -> ...
     weighting: str = one_of("fixed", "uncertainty")  # uncertainty: Kendall et al.
-    weights: dict[str, float] | None = None  # fixed loss weights, e.g. {digit: 1.0}
+    # fixed loss weights, e.g. {digit: 1.0}; Any: OmegaConf 2.3 cannot merge a mapping onto a
+    # typed Optional[Dict] that is None
+    weights: Any = ruled(
+        None, (">= 0", lambda v: isinstance(v, (int, float)) and v >= 0), each=True
+    )
 
 
 @dataclass
