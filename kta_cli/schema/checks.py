@@ -83,7 +83,12 @@ def check_value(metadata: Any, value: Any, key: str) -> None:
     if "rule" not in metadata:
         return
     rule, test = metadata["rule"]
-    items = value.values() if isinstance(value, dict) else value
-    for item in items if metadata["each"] else [value]:
+    if not metadata["each"]:
+        items = [("", value)]
+    elif isinstance(value, dict):
+        items = [(f".{k}", v) for k, v in value.items()]
+    else:
+        items = [(f"[{i}]", v) for i, v in enumerate(value)]
+    for where, item in items:
         if not test(item):
-            raise KtaError(f"{key} must be {rule}, got {item!r}")
+            raise KtaError(f"{key}{where} must be {rule}, got {item!r}")
