@@ -36,7 +36,14 @@ MODEL_GROUPS = ("model", "student", "teacher")
 
 
 def config_dir() -> Path:
-    """configs/ inside the installed package (wheel), else beside it (source checkout)."""
+    """configs/ inside the installed package (wheel), else beside it (source checkout).
+
+    The YAML files are presets of schemas kept in Hydra's ConfigStore, so whoever is about to
+    compose them (the CLI, tests, scripts) finds them here and gets the schemas registered.
+    """
+    from kta_cli.schema.store import register
+
+    register()
     package_dir = Path(__file__).resolve().parent
     for candidate in (package_dir / "configs", package_dir.parent / "configs"):
         if candidate.is_dir():
@@ -131,6 +138,9 @@ def rewrite_group_choices(command: str, overrides: list[str]) -> list[str]:
 
 def one_line(error: BaseException) -> str:
     """A single readable line from an exception whose message may span several lines."""
+    schema = schema_message(error)
+    if schema:
+        return schema
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
     prefix = "kta_cli.errors.KtaError: "
     for line in reversed(lines):  # a KtaError re-raised from a DataLoader worker ends with it
@@ -176,6 +186,34 @@ def unknown_key_message(command: str, args: list[str], error: Exception) -> str 
     return did_you_mean(key, options, what="config key") + hint
 
 
+def schema_message(error: BaseException) -> str | None:
+    """'optim.lr must be float, got 'fast'' or 'unknown config key data.styl; did you mean
+    data.style?' from the OmegaConf error (maybe wrapped by Hydra) that a schema raised."""
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+    from kta_cli.errors import did_you_mean
+
+    while error is not None and not isinstance(error, OmegaConfBaseException):
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    key = getattr(error, "full_key", None)
+    if error is None or not key:
+        return None
+    text = str(error).splitlines()[0]
+    wrong_type = re.match(r"Value '(.*?)' (?:of type '\w+' )?could not be converted to (\w+)", text)
+    if wrong_type:
+        return f"{key} must be {wrong_type.group(2).lower()}, got '{wrong_type.group(1)}'"
+    if isinstance(error, ConfigKeyError) and error.object_type is not None:
+        import dataclasses
+
+        parent = key.rpartition(".")[0]
+        known = [
+            f"{parent}.{f.name}" if parent else f.name
+            for f in dataclasses.fields(error.object_type)
+        ]
+        return did_you_mean(key, known, what="config key")
+    return f"{key}: {text}"
+
+
 def print_commands() -> None:
     print("usage: kta <command> [overrides ...] [--key value ...]\n\ncommands:")
     for name, (_, description) in COMMANDS.items():
@@ -188,6 +226,13 @@ def print_commands() -> None:
 def run_command(command: str, args: list[str]) -> None:
     import hydra
 
+    from kta_cli.schema.store import validate
+
+    if any(flag in args for flag in ("--help", "-h")):
+        from kta_cli.help import print_command_help
+
+        print_command_help(command, rewrite_group_choices(command, translate_flags(args)))
+        return
     overrides = [
         f"hydra.job.name={command}",
         *rewrite_group_choices(command, translate_flags(args)),
@@ -205,6 +250,7 @@ def run_command(command: str, args: list[str]) -> None:
 
     def task(cfg: Any) -> Any:  # the command (and torch) load only when a run starts
         try:
+            validate(cfg)  # every range rule, before any work
             return importlib.import_module(COMMANDS[command][0]).run(cfg)
         except Exception as error:  # raised below, past Hydra's own error printing
             failures.append(error)

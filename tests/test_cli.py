@@ -36,13 +36,31 @@ def test_flags_become_overrides_before_hydras_own_flags():
     ]
 
 
-def test_train_help_shows_groups_and_cfg_job_prints_config(kta):
+def test_train_help_shows_its_own_groups_and_cfg_job_prints_config(kta):
     shown = kta("train", "--help")
     assert shown.code == 0
-    for group in ("model:", "data:", "strategy:", "optim:", "sched:", "trainer:", "logger:"):
-        assert group in shown.out
+    groups = {line.split(":")[0].strip() for line in shown.out.splitlines() if line[:2] == "  "}
+    assert {"model", "data", "strategy", "task", "optim", "sched", "trainer", "logger"} <= groups
+    assert not groups & {"distill", "importance", "student", "teacher"}  # train never reads them
+    assert "freeze, full, gradual_unfreeze" in shown.out  # a group's options
     composed = kta("train", "--cfg", "job", "optim=adamw", "--optim.lr", "0.003")
     assert composed.code == 0 and "name: adamw" in composed.out and "lr: 0.003" in composed.out
+
+
+@pytest.mark.parametrize(
+    ("command", "own", "foreign"),
+    [
+        ("distill", {"student", "teacher", "distill", "data"}, {"strategy", "importance"}),
+        ("prune", {"importance", "data", "trainer"}, {"model", "strategy", "distill"}),
+        ("quantize", {"data", "logger"}, {"trainer", "importance", "model"}),
+    ],
+)
+def test_each_command_help_lists_only_its_groups(kta, command, own, foreign):
+    shown = kta(command, "--help")
+    assert shown.code == 0
+    header = shown.out.split("options (key=value)")[0]
+    groups = {line.split(":")[0].strip() for line in header.splitlines() if line[:2] == "  "}
+    assert own <= groups and not groups & foreign
 
 
 @pytest.mark.parametrize(
@@ -52,13 +70,25 @@ def test_train_help_shows_groups_and_cfg_job_prints_config(kta):
         (["train", "optim=sgdd"], "did you mean 'sgd'"),
         (["train", "optim.lrr=0.1"], "did you mean 'optim.lr'"),
         (["train", "optim.lr=0"], "optim.lr must be > 0"),
-        (["train", "optim.lr=fast"], "optim.lr must be float"),
+        (["train", "optim.lr=fast"], "optim.lr must be float, got 'fast'"),
+        (["train", "data.augment.hflipp=true"], "did you mean 'data.augment.hflip'"),
+        (["train", "strategy=freeze", "strategy.every=2"], "unknown config key 'strategy.every'"),
+        (["train", "data.classes=[a]"], "data.classes[0] must be integer"),
+        (["train", "task.weighting=learned"], "task.weighting must be one of fixed, uncertainty"),
+        (["prune", "prune.ratio=1.5"], "prune.ratio must be in [0, 1), got 1.5"),
+        (["prune", "prune.steps=two"], "prune.steps must be integer, got 'two'"),
+        (["prune", "prune.methd=structured"], "did you mean 'prune.method'"),
+        (["quantize", "quant.mode=int4"], "quant.mode must be one of static"),
+        (["explain", "n=0"], "n must be > 0, got 0"),
+        (["distill", "distill.alpah=0.1"], "did you mean 'distill.alpha'"),
+        (["distill", "distill.alpha=2"], "distill.alpha must be in [0, 1], got 2.0"),
         (["train", "trainer.epochs=0"], "trainer.epochs must be > 0"),
         (["train", "data.batch_size=-3"], "data.batch_size must be > 0"),
         (["train", "trainer.precision=fp8"], "trainer.precision must be one of"),
         (["train", "loss.label_smoothing=1.5"], "loss.label_smoothing must be in [0, 1)"),
         (["train", "model=resnt18"], "did you mean 'resnet18'"),
         (["train", "data=imagefolder"], "data.root must be set"),
+        (["eval", "split=dev"], "split must be one of test, train, val"),
         (["train", "trainer.device=cuda"], "no CUDA device"),
         (["train", "trainer.resume=nowhere/last.ckpt"], "checkpoint not found"),
         (["eval", "ckpt=missing.ckpt"], "checkpoint not found"),

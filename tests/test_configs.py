@@ -1,4 +1,4 @@
-"""Every option of every config group composes; kta train's options pass its checks."""
+"""Every option of every config group composes into its command's schema and passes its checks."""
 
 from pathlib import Path
 
@@ -7,7 +7,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from kta_cli.cli import config_dir
-from kta_cli.config import validate_train
+from kta_cli.data.spec import DataSpec
+from kta_cli.help import command_groups
+from kta_cli.schema.groups import ModelConfig, StrategyConfig
+from kta_cli.schema.store import COMMAND_SCHEMAS, validate
 
 ROOT = config_dir()
 PRIMARIES = sorted(p.stem for p in ROOT.glob("*.yaml"))
@@ -17,6 +20,10 @@ OPTIONS = sorted(
     if group.is_dir() and not group.name.startswith("_")
     for option in group.glob("*.yaml")
 )
+NEEDS = {  # what an option cannot run without
+    ("data", "imagefolder"): ["data.root=/some/folder"],
+    ("strategy", "partial"): ["strategy.frozen_stages=1"],
+}
 
 
 def compose_with(primary: str, overrides: list[str]):
@@ -24,43 +31,49 @@ def compose_with(primary: str, overrides: list[str]):
         return compose(primary, overrides=overrides)
 
 
-def groups_of(primary: str) -> set[str]:
-    """The groups a primary config's defaults list names (data: null counts)."""
-    defaults = OmegaConf.load(ROOT / f"{primary}.yaml").get("defaults", [])
-    names = set()
-    for entry in defaults:
-        if isinstance(entry, str):
-            continue
-        for key in entry:
-            names.add(str(key).removeprefix("optional ").removeprefix("override /"))
-    return names
-
-
-def test_there_is_something_to_compose():
-    assert "train" in PRIMARIES and len(OPTIONS) > 20
+def test_every_command_has_a_primary_config_and_a_schema():
+    assert set(PRIMARIES) == set(COMMAND_SCHEMAS) and len(OPTIONS) > 40
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_group_option_composes(group: str, option: str):
-    users = [p for p in PRIMARIES if group in groups_of(p)]
+def test_every_group_option_composes_and_validates(group: str, option: str):
+    users = [p for p in PRIMARIES if group in command_groups(p)]
     assert users, f"config group {group}/ is used by no primary config"
+    overrides = [f"{group}={option}", *NEEDS.get((group, option), [])]
     if group == "experiment":  # an experiment is written for one command: one must take it
         errors = []
         for primary in users:
             try:
-                compose_with(primary, [f"{group}={option}"])
+                validate(compose_with(primary, overrides))
                 return
             except Exception as error:
                 errors.append(f"{primary}: {error}")
         pytest.fail("; ".join(errors))
     for primary in users:
-        cfg = compose_with(primary, [f"{group}={option}"])
-        assert cfg is not None
-        if primary == "train":
-            overrides = [f"{group}={option}"]
-            if group == "data" and OmegaConf.is_missing(cfg.data, "root"):
-                overrides.append("data.root=/some/folder")
-            validate_train(compose_with("train", overrides))
+        typed = validate(compose_with(primary, overrides))
+        assert isinstance(typed, COMMAND_SCHEMAS[primary])  # every key typed by the schema
+
+
+def test_groups_are_typed_by_their_shared_schemas():
+    train = compose_with("train", ["strategy=lp_ft"])
+    assert OmegaConf.get_type(train.data) is DataSpec
+    assert OmegaConf.get_type(train.model) is ModelConfig
+    assert issubclass(OmegaConf.get_type(train.strategy), StrategyConfig)
+    distill = compose_with("distill", ["student=test_resnet"])
+    assert OmegaConf.get_type(distill.student) is ModelConfig  # a student is a model
+    plain = compose_with("train", ["model=test_resnet"])
+    assert distill.student == plain.model  # the student preset is the model preset
+
+
+def test_data_presets_only_say_what_differs_from_the_schema():
+    for path in (ROOT / "data").glob("*.yaml"):
+        keys = set(OmegaConf.load(path)) - {"defaults"}
+        assert len(keys) <= 8, f"{path.name} repeats the data schema: {sorted(keys)}"
+
+
+def test_a_timm_name_for_model_still_composes():
+    cfg = compose_with("train", ["model.name=resnet10t"])
+    assert validate(cfg).model.name == "resnet10t"
 
 
 def test_experiment_files_are_global_packages():

@@ -25,7 +25,6 @@ from kta_cli.commands.distill_setup import (
     load_teacher,
     prepare_cache,
     teacher_source,
-    validate_distill,
     without_class,
 )
 from kta_cli.commands.train import (
@@ -55,7 +54,6 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    validate_distill(cfg)
     return run_in_runtime(cfg, "distill", distill)
 
 

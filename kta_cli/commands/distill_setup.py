@@ -14,7 +14,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from kta_cli.config import positive, require, validate_data, validate_trainer
 from kta_cli.data.datasets import DataSpec
 from kta_cli.data.loaders import InMemoryLoader
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
@@ -35,41 +34,6 @@ from kta_cli.report.reporter import TensorBoard, TrainingReporter
 log = logging.getLogger(__name__)
 WEIGHT_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors", ".bin")
 DEFAULT_TEACHER = "outputs/train/latest"
-
-
-def validate_distill(cfg: DictConfig) -> None:
-    """Everything `kta distill` reads, before a model or data set is built."""
-    require(cfg, "student.name", str)
-    require(cfg, "student.pretrained", bool)
-    require(cfg, "teacher.name", str, optional=True)
-    require(cfg, "teacher.checkpoint", str, optional=True)
-    validate_trainer(cfg)
-    positive(cfg, "optim.lr", float)
-    require(cfg, "optim.weight_decay", float, check=lambda v: v >= 0, rule=">= 0")
-    require(cfg, "seed", int)
-    in_unit = {"check": lambda v: 0 <= v <= 1, "rule": "in [0, 1] (the weight of the label CE)"}
-    require(cfg, "distill.alpha", float, **in_unit)
-    require(cfg, "distill.alpha_end", float, optional=True, **in_unit)
-    positive(cfg, "distill.temperature", float)
-    positive(cfg, "distill.temperature_end", float, optional=True)
-    for key in ("kd_weight", "mse_weight", "hint_weight"):
-        require(cfg, f"distill.{key}", float, check=lambda v: v >= 0, rule=">= 0")
-    require(cfg, "distill.omit_class", int, check=lambda v: v >= 0, rule=">= 0", optional=True)
-    require(cfg, "distill.baseline", bool)
-    if cfg.distill.cache not in ("auto", True, False):
-        raise KtaError(f"distill.cache must be auto, true or false, got {cfg.distill.cache!r}")
-    for hint in cfg.distill.hints:
-        if not isinstance(hint, DictConfig) or set(hint) != {"student", "teacher"}:
-            raise KtaError(
-                f"each distill.hints entry is {{student: <layer>, teacher: <layer>}}, got {hint}"
-            )
-    options = cfg.distill
-    if options.kd_weight == 0 and options.mse_weight == 0 and not options.hints:
-        raise KtaError(
-            "no distillation loss is on (kd_weight, mse_weight and hints are all off); "
-            "pick distill=hinton, mse, hints or a list of them"
-        )
-    schedules(options)  # unknown schedule kinds and missing end values fail here
 
 
 def schedules(options: DictConfig) -> tuple[ValueSchedule, ValueSchedule]:
@@ -125,7 +89,6 @@ def data_values_for(cfg: DictConfig, teacher: dict[str, Any] | None) -> dict[str
     trained_on = (teacher or {}).get("config", {}).get("data", {}).get("name")
     if trained_on and trained_on != values["name"]:
         log.warning("teacher was trained on %s, the transfer set is %s", trained_on, values["name"])
-    validate_data(OmegaConf.create({"data": values}))
     return values
 
 

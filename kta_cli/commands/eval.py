@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from kta_cli.config import choice, section, validate_data
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from kta_cli.engine.loop import to_device
@@ -45,8 +44,7 @@ def confusion_matrix(predicted: torch.Tensor, true: torch.Tensor, n: int) -> tor
 def data_spec_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The data this evaluation reads: `data=...` if given, else the checkpoint's own."""
     if cfg.get("data") is not None:
-        validate_data(cfg)
-        values = section(cfg, "data")
+        values = OmegaConf.to_container(cfg.data, resolve=True)
         values["img_size"] = checkpoint["data"]["img_size"]  # the model's input size
         values["mean"], values["std"] = checkpoint["data"]["mean"], checkpoint["data"]["std"]
         return values
@@ -57,7 +55,6 @@ def data_spec_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    choice(cfg, "split", ("train", "val", "test"))
     path = resolve_checkpoint(cfg.ckpt)
     checkpoint = load_checkpoint(path)
     if (checkpoint.get("config") or {}).get("task", {}).get("name") == "multitask":

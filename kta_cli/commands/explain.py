@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from kta_cli.commands.eval import data_spec_for
-from kta_cli.config import choice, positive, require
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.data.transforms import normalize
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
@@ -39,32 +38,6 @@ from kta_cli.loading import model_from_checkpoint
 from kta_cli.report.figures import save_figure
 from kta_cli.report.reporter import TensorBoard, console, print_table
 from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics
-
-
-def validate(cfg: DictConfig) -> None:
-    choice(cfg, "split", ("train", "val", "test"))
-    choice(cfg, "faithfulness.reference", ("grey", "black", "blur"))
-    for key in (
-        "n",
-        "batch_size",
-        "grid_rows",
-        "integrated_gradients.steps",
-        "smoothgrad.samples",
-        "shap.samples",
-        "kernel_shap.samples",
-        "kernel_shap.cells",
-        "faithfulness.steps",
-        "faithfulness.random_repeats",
-        "patterns.count",
-        "patterns.top",
-        "patterns.images",
-    ):
-        positive(cfg, key)
-    for key in ("occlusion.window", "occlusion.stride", "patterns.patch"):
-        positive(cfg, key, optional=True)
-    require(cfg, "smoothgrad.noise", float, check=lambda v: v >= 0, rule=">= 0")
-    require(cfg, "views.mistakes", int, check=lambda v: v >= 0, rule=">= 0")
-    positive(cfg, "views.images")
 
 
 def settings_from(cfg: DictConfig) -> Settings:
@@ -382,7 +355,6 @@ def prediction_record(row: Row) -> dict[str, Any]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    validate(cfg)
     methods = method_names(
         OmegaConf.to_object(cfg.method) if OmegaConf.is_list(cfg.method) else str(cfg.method)
     )

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from kta_cli.commands.eval import data_spec_for
 from kta_cli.compress.quantize import Quantized, QuantSettings, quantize
 from kta_cli.compress.quantized import QuantizedProgram
-from kta_cli.config import positive, section
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import (
     git_commit,
@@ -36,12 +35,8 @@ from kta_cli.report.run_folder import config_as_dict, current_run_dir, mark_late
 
 
 def settings_from(cfg: DictConfig) -> QuantSettings:
-    values = section(cfg, "quant")
+    values = OmegaConf.to_container(cfg.quant, resolve=True)
     values.pop("compile", None)
-    known = set(QuantSettings.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise KtaError(f"unknown quant option(s) {unknown}; known: {sorted(known | {'compile'})}")
     settings = QuantSettings(**values)
     settings.check()
     return settings
@@ -114,7 +109,11 @@ def save_quantized(
     data_values: dict[str, Any],
     metrics: dict[str, Any],
 ) -> Path:
-    quant = {**section(cfg, "quant"), "backend": backend_of(cfg), "kept_float": result.kept_float}
+    quant = {
+        **OmegaConf.to_container(cfg.quant, resolve=True),
+        "backend": backend_of(cfg),
+        "kept_float": result.kept_float,
+    }
     config = {**config_as_dict(cfg), "data": data_values}
     payload = {
         **result.payload,
@@ -146,8 +145,6 @@ def reload_agreement(saved: Path, quantized: torch.nn.Module, images: torch.Tens
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_from(cfg)
-    for key in ("measure.threads", "measure.batch_size", "measure.rounds", "measure.repeats"):
-        positive(cfg, key)
     torch.set_num_threads(cfg.measure.threads)
     seed_everything(cfg.seed)
     path = resolve_checkpoint(cfg.ckpt)

@@ -14,7 +14,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from kta_cli.config import section, validate_train
 from kta_cli.data.datasets import DataBundle, DataSpec, build_data, spec_from_dict
 from kta_cli.engine.checkpoint import (
     RunCheckpoints,
@@ -116,7 +115,6 @@ def build_task(cfg: DictConfig, model: torch.nn.Module, data: DataBundle) -> tor
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    validate_train(cfg)
     return run_in_runtime(cfg, "train", train)
 
 
@@ -149,7 +147,9 @@ def shared_run_dir(runtime: Runtime) -> Path:
 def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     run_dir = shared_run_dir(runtime)
     seed_everything(cfg.seed + runtime.rank)
-    data = build_task_data(cfg, spec_from_dict(section(cfg, "data")), runtime)
+    data = build_task_data(
+        cfg, spec_from_dict(OmegaConf.to_container(cfg.data, resolve=True)), runtime
+    )
     resume_from = resume_path(cfg.trainer.resume)
     model = build_model(
         cfg.model.name,

@@ -10,14 +10,9 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets as tv_datasets
 
-from kta_cli.data.datasets import (
-    TORCHVISION_SETS,
-    DataBundle,
-    DataSpec,
-    cap_per_class,
-    loaders_from,
-    stratified_split,
-)
+from kta_cli.data.loaders import SamplerLoader
+from kta_cli.data.spec import DataBundle, DataSpec
+from kta_cli.data.splits import cap_per_class, relabelling, select_classes, stratified_split
 from kta_cli.data.transforms import build_image_transform
 from kta_cli.errors import KtaError
 
@@ -76,11 +71,8 @@ def _split_and_wrap(
     relabel = None
     keep = torch.arange(len(base))
     if spec.classes:
-        from kta_cli.data.datasets import select_classes
-
         keep, _, names_kept = select_classes(_targets(base), spec.classes, names)
-        relabel = torch.full((len(names),), -1, dtype=torch.long)
-        relabel[torch.tensor(spec.classes)] = torch.arange(len(spec.classes))
+        relabel = relabelling(spec.classes, len(names))
         names = names_kept
     if fixed is None:
         parts = stratified_split(
@@ -200,19 +192,20 @@ def build_fake(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
     return _split_and_wrap(spec, sets[0], names, rank, world_size, (sets[1], sets[2]))
 
 
-def build_folder_data(spec: DataSpec, *, rank: int, world_size: int) -> DataBundle:
-    if spec.name == "imagefolder":
-        return build_imagefolder(spec, rank, world_size)
-    if spec.name == "fake":
-        return build_fake(spec, rank, world_size)
-    if spec.name in TORCHVISION_SETS:
-        return build_torchvision(spec, rank, world_size)
-    from kta_cli.errors import did_you_mean
-
-    raise KtaError(
-        did_you_mean(
-            spec.name,
-            ("digits", "shapes", "imagefolder", "fake", *TORCHVISION_SETS),
-            what="data set",
+def loaders_from(
+    spec: DataSpec, datasets: tuple[Any, Any, Any], names: list[str], *, rank: int, world_size: int
+) -> DataBundle:
+    """Wrap three map-style datasets in seeded, resumable loaders."""
+    train, val, test = (
+        SamplerLoader(
+            ds,
+            batch_size=spec.batch_size if i == 0 else spec.eval_batch_size,
+            shuffle=i == 0,
+            seed=spec.seed,
+            num_workers=spec.num_workers,
+            rank=rank,
+            world_size=world_size,
         )
+        for i, ds in enumerate(datasets)
     )
+    return DataBundle(train, val, test, names, spec)

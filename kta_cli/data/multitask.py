@@ -11,18 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from kta_cli.data.datasets import (
-    DataBundle,
-    DataSpec,
-    cap_per_class,
-    in_memory_loader,
-    load_digits_tensors,
-    stratified_split,
-)
 from kta_cli.data.loaders import InMemoryLoader
-from kta_cli.data.transforms import build_augment, normalize
+from kta_cli.data.memory import in_memory_loader, load_digits_tensors
+from kta_cli.data.shapes import COLORS, SHAPES, generate_shapes
+from kta_cli.data.spec import DataBundle, DataSpec
+from kta_cli.data.splits import cap_per_class, stratified_split
+from kta_cli.data.transforms import build_augment, preprocess
 from kta_cli.errors import KtaError, did_you_mean
 
 Tasks = dict[str, tuple[torch.Tensor, list[str]]]
@@ -46,8 +41,6 @@ def digits_tasks(spec: DataSpec) -> tuple[torch.Tensor, Tasks]:
 
 
 def shapes_tasks(spec: DataSpec) -> tuple[torch.Tensor, Tasks]:
-    from kta_cli.data.shapes import COLORS, SHAPES, generate_shapes
-
     images, shape, colour = generate_shapes(
         spec.per_class * len(SHAPES), size=spec.img_size, style=spec.style, seed=spec.seed
     )
@@ -81,11 +74,7 @@ def build_multitask_data(
         first, val_fraction=spec.val_fraction, test_fraction=spec.test_fraction, seed=spec.seed
     )
     train_idx = cap_per_class(train_idx, first, spec.train_per_class, spec.seed)
-    if images.shape[-1] != spec.img_size:
-        images = F.interpolate(
-            images, size=(spec.img_size, spec.img_size), mode="bilinear", antialias=True
-        )
-    images = normalize(images, spec.mean, spec.std)
+    images = preprocess(images, img_size=spec.img_size, mean=spec.mean, std=spec.std)
     augment = build_augment(spec.augment, spec.img_size)
 
     def loader(index: torch.Tensor, train: bool) -> InMemoryLoader:

@@ -28,7 +28,7 @@ def test_missing_checkpoint(kta):
         ("quant.calib_batches=0", "quant.calib_batches must be >= 1"),
         ("quant.observer=minmx", "did you mean 'minmax'"),
         ("quant.backend=pt2e", "did you mean 'pt2e_x86'"),
-        ("quant.mode=int4", "unknown quant.mode value 'int4'"),
+        ("quant.mode=int4", "quant.mode must be one of static, dynamic, fp16, bf16, got 'int4'"),
         ("quant.qat_epochs=-1", "quant.qat_epochs must be >= 0"),
         ("measure.threads=0", "measure.threads must be > 0"),
         (

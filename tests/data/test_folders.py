@@ -84,3 +84,36 @@ def test_fake_data_yields_batches_of_the_asked_size():
 def test_unknown_data_set_name_suggests_one():
     with pytest.raises(KtaError, match="did you mean 'digits'"):
         build_data(DataSpec(name="digit"))
+
+
+def test_a_folder_with_one_class_is_refused_in_one_line(kta, tmp_path: Path):
+    root = make_folder(tmp_path / "only_cats", classes=("cat",))
+    with pytest.raises(KtaError, match="has 1 class \\(cat\\); classification needs two"):
+        build_data(DataSpec(name="imagefolder", root=str(root), img_size=8))
+    result = kta("train", *TINY, "data=imagefolder", f"data.root={root}", "data.num_workers=0")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"kta train: error: data imagefolder in {root} has 1 class (cat); "
+        "classification needs two classes or more"
+    ]
+
+
+def test_folder_images_go_through_the_one_preprocess_function(tmp_path: Path):
+    """The eval transform of image files is preprocess() on the [0, 1] pixels, as explain's
+    image input and the in-memory sets use it."""
+    from torchvision.transforms.functional import pil_to_tensor
+
+    from kta_cli.data.transforms import build_image_transform, preprocess
+
+    image = Image.new("RGB", (12, 9), (200, 10, 100))
+    mean, std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+    made = build_image_transform(None, img_size=8, mean=mean, std=std)(image)
+    pixels = pil_to_tensor(image).float() / 255
+    assert torch.allclose(made, preprocess(pixels, img_size=8, mean=mean, std=std))
+    # a flat colour stays flat: red (200/255 - 0.5) / 0.25 everywhere
+    assert torch.allclose(made[0], torch.full((8, 8), (200 / 255 - 0.5) / 0.25), atol=1e-5)
+
+
+def test_unknown_augment_option_suggests_one():
+    with pytest.raises(KtaError, match="did you mean 'hflip'"):
+        DataSpec(augment={"hflipp": True})

@@ -31,7 +31,7 @@ def one_line_error(result) -> str:
         (["strategy=lp_ft", "strategy.probe_epochs=1"], "leaves no fine-tuning epoch"),
         (["strategy=freezee"], "did you mean 'freeze'"),
         (["task=multitask", "task.tasks=[digit,parrity]"], "did you mean 'parity'"),
-        (["task=multitask", "task.weights={digit: -1}"], "task.weights must be >= 0"),
+        (["task=multitask", "task.weights={digit: -1}"], "task.weights.digit must be >= 0"),
     ],
 )
 def test_bad_strategy_options_are_one_line(kta, overrides, expected) -> None:
