@@ -151,9 +151,11 @@ class Trainer:
     def _wrap_for_trainable_set(self) -> None:
         """Under torchrun, (re)wrap the task in DistributedDataParallel when the set of trainable
         parameters differs from the one it was wrapped with: DDP's reducer registers only the
-        parameters that required grad when it was built, so a parameter unfrozen later (gradual
-        unfreezing, lp_ft) would otherwise train on its own rank's gradient alone. Wrapping
-        again broadcasts rank 0's weights and buffers, which are equal on every rank anyway."""
+        parameters that required grad when it was built (torch: "no parameters should be added
+        nor removed later"), so a parameter unfrozen later (gradual unfreezing, lp_ft) would
+        otherwise train on its own rank's gradient alone. find_unused_parameters does not help:
+        it skips the same unregistered parameters. Wrapping again broadcasts rank 0's weights
+        and buffers, which are equal on every rank anyway."""
         if not self.distributed:
             return
         trainable = tuple(p.requires_grad for p in self.task.parameters())
