@@ -101,7 +101,7 @@ def replace_pointer(pointer: Path, entries: list[Path]) -> None:
 
 
 def remove_pointer(path: Path) -> None:
-    """Delete a pointer: a link (as earlier kta versions wrote) or a folder of links, never a target."""
+    """Delete a pointer, a link (as earlier kta wrote) or a folder of links; never a target."""
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.is_dir():
