@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kta_cli.cli import main
+from kta_cli.report.run_folder import latest_run
 
 torch.set_num_threads(2)
 
@@ -27,7 +28,7 @@ class CliResult:
         self.code, self.out, self.err, self.cwd = code, out, err, cwd
 
     def run_dir(self, command: str = "train") -> Path:
-        return (self.cwd / "outputs" / command / "latest").resolve()
+        return latest_run(self.cwd / "outputs" / command / "latest")
 
     def metrics(self, command: str = "train") -> dict:
         return json.loads((self.run_dir(command) / "metrics.json").read_text())

@@ -86,7 +86,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_checkpoint(spec: str | Path, outputs: str | Path = "outputs") -> Path:
-    """A checkpoint file, a run folder (its best.ckpt), or `latest` (the newest run)."""
+    """A checkpoint file, a run folder (its best.ckpt), or `latest` (the newest run).
+
+    outputs/latest and outputs/<command>/latest are folders of links to the newest run's files
+    (report/run_folder.py mark_latest), so they read as run folders; the file links resolve to
+    the real run, which provenance records.
+    """
     spec = str(spec)
     path = Path(outputs) / "latest" if spec == "latest" else Path(spec)
     if path.is_dir():

@@ -51,6 +51,38 @@ class LoopState:
     stopped_early: bool = False
 
 
+def frozen_parts(task: nn.Module) -> list[str]:
+    """Children of a task besides its model whose parameters are all frozen (a teacher): they
+    are rebuilt from their own checkpoint, so last.ckpt need not carry them."""
+    return [
+        name
+        for name, child in task.named_children()
+        if name != "model"
+        and any(True for _ in child.parameters())
+        and not any(p.requires_grad for p in child.parameters())
+    ]
+
+
+def task_state(task: nn.Module) -> dict[str, torch.Tensor]:
+    """What a task holds beyond its model (learned loss weights, hint adapters, ...): the model
+    is saved on its own, as the checkpoint's `model`."""
+    skipped = tuple(f"{name}." for name in ["model", *frozen_parts(task)])
+    return {k: v for k, v in task.state_dict().items() if not k.startswith(skipped)}
+
+
+def load_task_state(task: nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    """Restore task_state(): every key must fit, and every key task_state() has must be there."""
+    if not saved:
+        return  # a checkpoint from before kta saved task state, or a task with none
+    missing = sorted(set(task_state(task)) - set(saved))
+    unexpected = task.load_state_dict(saved, strict=False).unexpected_keys
+    if missing or unexpected:
+        raise KtaError(
+            f"the checkpoint's task state does not fit this task (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}); resume with the task settings it was trained with"
+        )
+
+
 class Interrupted(Exception):
     """Ctrl-C during training; a resumable last.ckpt has been written."""
 
@@ -110,18 +142,37 @@ class Trainer:
         use_scaler = settings.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.module: nn.Module = task
+        self.distributed = distributed
         self.world_size = torch.distributed.get_world_size() if distributed else 1
-        if distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.module = DistributedDataParallel(task, device_ids=ids)
+        self._wrapped_trainable: tuple[bool, ...] | None = None
+        self._wrap_for_trainable_set()
         self._rng_after_step = capture_rng()
+
+    def _wrap_for_trainable_set(self) -> None:
+        """Under torchrun, (re)wrap the task in DistributedDataParallel when the set of trainable
+        parameters differs from the one it was wrapped with: DDP's reducer registers only the
+        parameters that required grad when it was built (torch: "no parameters should be added
+        nor removed later"), so a parameter unfrozen later (gradual unfreezing, lp_ft) would
+        otherwise train on its own rank's gradient alone. find_unused_parameters does not help:
+        it skips the same unregistered parameters. Wrapping again broadcasts rank 0's weights
+        and buffers, which are equal on every rank anyway."""
+        if not self.distributed:
+            return
+        trainable = tuple(p.requires_grad for p in self.task.parameters())
+        if trainable == self._wrapped_trainable:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.module = DistributedDataParallel(self.task, device_ids=ids)
+        self._wrapped_trainable = trainable
 
     # -- state -------------------------------------------------------------------------------
     def train_state(self) -> dict[str, Any]:
         return {
             "loop": vars(self.state).copy(),
+            "epochs": self.settings.epochs,
+            "task": task_state(self.task),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -129,6 +180,15 @@ class Trainer:
         }
 
     def load_train_state(self, saved: dict[str, Any]) -> None:
+        """Continue where `saved` stopped; the model's own weights are loaded by the caller."""
+        planned = saved.get("epochs", self.settings.epochs)
+        if planned != self.settings.epochs:
+            raise KtaError(
+                f"cannot resume with trainer.epochs={self.settings.epochs}: the run was planned "
+                f"for trainer.epochs={planned} and its learning-rate schedule is fixed; resume "
+                f"with trainer.epochs={planned}, or start a new run from its weights"
+            )
+        load_task_state(self.task, saved.get("task", {}))
         self.state = LoopState(**saved["loop"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -149,6 +209,7 @@ class Trainer:
                 self.task.train()  # before the hooks, so a hook may put parts in eval mode
                 for hook in self.epoch_hooks:
                     hook(self.state.epoch, self)
+                self._wrap_for_trainable_set()  # a hook may have (un)frozen parameters
                 if self._train_epoch(train_loader):
                     return self.state  # max_steps reached; last.ckpt is resumable
                 self._end_epoch(val_loader)

@@ -54,7 +54,10 @@ class MultiTaskTask(nn.Module):
         self.names = [name for name, _ in tasks]
         self.sizes = [size for _, size in tasks]
         self.weighting = weighting
-        self.register_buffer("fixed_weights", torch.tensor(task_weights(self.names, weights)))
+        # Configuration, not state: not saved, so a resumed run takes task.weights as given.
+        self.register_buffer(
+            "fixed_weights", torch.tensor(task_weights(self.names, weights)), persistent=False
+        )
         self.log_vars = nn.Parameter(torch.zeros(len(tasks)), requires_grad=weighting != "fixed")
 
     def loss_parameters(self) -> list[nn.Parameter]:

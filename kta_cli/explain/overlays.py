@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,36 +74,69 @@ def caption(row: Row) -> str:
     return text
 
 
+CELL_INCHES = (2.1, 2.3)  # one picture with room for its caption (width, height)
+SCREEN_ASPECT = 16 / 9
+
+
+def images_per_line(images: int, pictures_per_image: int) -> int:
+    """How many images sit side by side so the figure's width : height is closest to a screen's
+    (16 images, one method: 4 lines of 4; with three methods: 6 lines of 3)."""
+
+    def distance(per_line: int) -> float:
+        lines = math.ceil(images / per_line)
+        aspect = per_line * pictures_per_image * CELL_INCHES[0] / (lines * CELL_INCHES[1])
+        return abs(math.log(aspect / SCREEN_ASPECT))
+
+    return min(range(1, max(images, 1) + 1), key=distance)
+
+
+def draw_image(axes: list[Any], row: Row, methods: list[str], method_titles: bool) -> None:
+    """[original | overlay per method] for one image, on len(methods) + 1 axes."""
+    picture = row.image.permute(1, 2, 0).numpy()
+    axes[0].imshow(picture, interpolation="nearest")
+    axes[0].set_title(caption(row), fontsize=8)
+    axes[0].set_ylabel(row.name, fontsize=7)
+    for axis, method in zip(axes[1:], methods, strict=True):
+        axis.imshow(picture.mean(axis=2), cmap="gray", interpolation="nearest")
+        axis.imshow(
+            scale(row.heatmaps[method]).numpy(),
+            cmap="jet",
+            alpha=0.5,
+            vmin=0,
+            vmax=1,
+            interpolation="bilinear",
+        )
+        if method_titles:
+            axis.set_title(method, fontsize=8)
+    for axis in axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+
+
 def rows_figure(rows: list[Row], *, title: str | None = None) -> Any:
-    """Rows of [original | overlay per method]; one row is the per-image PNG."""
+    """Each image as [original | overlay per method]; several images go side by side, in as
+    many lines as make the figure about a screen's shape. One image is the per-image PNG."""
     methods = list(rows[0].heatmaps)
-    columns = 1 + len(methods)
+    per_image = 1 + len(methods)
+    per_line = images_per_line(len(rows), per_image)
+    lines = math.ceil(len(rows) / per_line)
     figure, axes = plt.subplots(
-        len(rows),
-        columns,
-        figsize=(2.1 * columns, 2.3 * len(rows) + 0.5 + (0.4 if title else 0)),
+        lines,
+        per_line * per_image,
+        figsize=(
+            CELL_INCHES[0] * per_line * per_image,
+            CELL_INCHES[1] * lines + 0.5 + (0.4 if title else 0),
+        ),
         squeeze=False,
     )
-    for r, row in enumerate(rows):
-        picture = row.image.permute(1, 2, 0).numpy()
-        axes[r, 0].imshow(picture, interpolation="nearest")
-        axes[r, 0].set_title(caption(row), fontsize=8)
-        for c, method in enumerate(methods, start=1):
-            axes[r, c].imshow(picture.mean(axis=2), cmap="gray", interpolation="nearest")
-            axes[r, c].imshow(
-                scale(row.heatmaps[method]).numpy(),
-                cmap="jet",
-                alpha=0.5,
-                vmin=0,
-                vmax=1,
-                interpolation="bilinear",
-            )
-            if r == 0 or len(rows) == 1:
-                axes[r, c].set_title(method, fontsize=8)
-        for axis in axes[r]:
-            axis.set_xticks([])
-            axis.set_yticks([])
-        axes[r, 0].set_ylabel(row.name, fontsize=7)
+    for index, row in enumerate(rows):
+        line, first = divmod(index, per_line)
+        tile = list(axes[line, first * per_image : (first + 1) * per_image])
+        draw_image(tile, row, methods, method_titles=line == 0)
+    for index in range(len(rows), lines * per_line):  # the last line's empty places
+        line, first = divmod(index, per_line)
+        for axis in axes[line, first * per_image : (first + 1) * per_image]:
+            axis.axis("off")
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,26 +46,76 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
+EVENTS_PREFIX = "events.out.tfevents"  # TensorBoard's event files
+
+
+def holds_events(path: Path) -> bool:
+    if path.is_dir() and not path.is_symlink():
+        return any(path.rglob(f"{EVENTS_PREFIX}*"))
+    return path.name.startswith(EVENTS_PREFIX)
+
+
 def mark_latest(run_dir: Path, command: str) -> None:
     """Point outputs/<command>/latest at this run folder, and outputs/latest too when the run
     made a model (so `ckpt=latest` still finds one after an eval or explain run).
 
-    Relative symlinks. Sweep runs sit deeper (outputs/<command>/<time>_sweep/<n>); the pointers
-    still go to the folder named after the command and its parent.
+    A pointer is a folder of relative links, one per entry of the run folder except TensorBoard's
+    event files: `outputs/train/latest/best.ckpt`, `.../metrics.json` read as before, while
+    `tensorboard --logdir outputs`, which follows links, finds no second copy of the run (a link
+    to the whole folder listed every run two or three times). latest_run() names the real folder.
+    Sweep runs sit deeper (outputs/<command>/<time>_sweep/<n>); the pointers still go to the
+    folder named after the command and its parent.
     """
     run_dir = run_dir.resolve()
     command_dir = next((p for p in run_dir.parents if p.name == command), run_dir.parent)
     pointers = [command_dir / "latest"]
     if any(run_dir.glob("*.ckpt")):
         pointers.append(command_dir.parent / "latest")
+    entries = [entry for entry in sorted(run_dir.iterdir()) if not holds_events(entry)]
     for pointer in pointers:
         try:
-            tmp = pointer.with_name(f".latest.{os.getpid()}")
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(os.path.relpath(run_dir, pointer.parent), target_is_directory=True)
-            os.replace(tmp, pointer)
+            replace_pointer(pointer, entries)
         except OSError:
-            continue
+            continue  # another run replaced it at the same moment: that one is the newest
+
+
+def replace_pointer(pointer: Path, entries: list[Path]) -> None:
+    """Build the links beside the pointer, then swap folders: two renames, so a reader sees the
+    old pointer or the new one (for a moment none), never a half-built one."""
+    fresh = pointer.with_name(f".latest.{os.getpid()}.new")
+    stale = pointer.with_name(f".latest.{os.getpid()}.old")
+    for leftover in (fresh, stale):
+        remove_pointer(leftover)
+    fresh.mkdir()
+    try:
+        for entry in entries:
+            (fresh / entry.name).symlink_to(
+                os.path.relpath(entry, pointer), target_is_directory=entry.is_dir()
+            )
+        if os.path.lexists(pointer):
+            os.rename(pointer, stale)
+        os.rename(fresh, pointer)
+    finally:
+        remove_pointer(fresh)
+        remove_pointer(stale)
+
+
+def remove_pointer(path: Path) -> None:
+    """Delete a pointer, a link (as earlier kta wrote) or a folder of links; never a target."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)  # removes the links themselves; rmtree does not follow them
+
+
+def latest_run(pointer: Path) -> Path:
+    """The run folder a `latest` pointer names (a folder of links, or an older folder link)."""
+    if pointer.is_symlink() or not pointer.is_dir():
+        return pointer.resolve()
+    for link in sorted(pointer.iterdir()):
+        if link.is_symlink():
+            return link.resolve().parent
+    return pointer.resolve()
 
 
 def config_as_dict(cfg: Any) -> dict[str, Any]:

@@ -57,7 +57,14 @@ def test_every_schedule_steps_and_round_trips_its_state(name):
     lr_after(schedule, opt, 4)
     schedule.step(1, 0.5)
     state = schedule.state_dict()
-    schedule.load_state_dict(state)
+    # A fresh schedule given that state continues with the same rates as the original.
+    fresh_opt = optimizer()
+    fresh = build_scheduler(fresh_opt, name=name, epochs=3, updates_per_epoch=4)
+    fresh.load_state_dict(state)
+    fresh._test_updates = schedule._test_updates
+    fresh_opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"]  # the optimizer's own state
+    for _ in range(6):
+        assert lr_after(fresh, fresh_opt, 1) == pytest.approx(lr_after(schedule, opt, 1)), name
 
 
 def test_unknown_names_suggest_known_ones():

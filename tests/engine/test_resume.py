@@ -101,3 +101,26 @@ def test_nan_loss_stops_with_one_line_and_keeps_best(kta, monkeypatch):
     best = load_checkpoint(run / "best.ckpt")
     assert best["metrics"]["best_epoch"] == 1  # epochs count from 1, as printed
     assert all(torch.isfinite(t).all() for t in best["model"].values() if t.is_floating_point())
+
+
+def test_multitask_learned_weights_resume_exactly(kta):
+    """The learned task weights (task.log_vars) travel in last.ckpt's train_state['task']."""
+    run = [*TINY, "trainer.epochs=2", "task=multitask", "task.weighting=uncertainty"]
+    reference = kta("train", *run)
+    assert reference.code == 0, reference.err
+    stopped = kta("train", *run, "trainer.max_steps=27")
+    assert stopped.code == 0, stopped.err
+    task = load_checkpoint(stopped.run_dir() / "last.ckpt")["train_state"]["task"]
+    assert task["log_vars"].abs().sum() > 0  # learned, not the initial zeros
+    resumed = kta("train", *run, "trainer.resume=auto")
+    assert resumed.code == 0, resumed.err
+    assert_identical(weights(_runs(reference)[0]), weights(resumed.run_dir()))
+
+
+def test_resume_with_other_epochs_is_refused_in_one_line(kta):
+    stopped = kta("train", *RUN, "trainer.max_steps=3")
+    assert stopped.code == 0, stopped.err
+    resumed = kta("train", *RUN, "trainer.resume=auto", "trainer.epochs=3")
+    assert resumed.code == 2
+    assert len(resumed.err.strip().splitlines()) == 1
+    assert "trainer.epochs=3" in resumed.err and "trainer.epochs=2" in resumed.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kta_cli.errors import KtaError
 from kta_cli.strategies.base import full, scratch
 from kta_cli.strategies.freezing import freeze, linear_probe, partial
 from kta_cli.strategies.schedules import gradual_unfreeze
@@ -77,7 +78,7 @@ def test_linear_probe_keeps_the_whole_body_in_eval_mode() -> None:
 def test_freeze_with_a_frozen_head_leaves_nothing_trainable() -> None:
     model = tiny_model()
     plan = freeze(model, lr=0.1, head_lr_mult=0.0)
-    with pytest.raises(Exception, match="leaves nothing trainable"):
+    with pytest.raises(KtaError, match="leaves nothing trainable"):
         plan.check_trainable("freeze")
 
 
