@@ -28,16 +28,14 @@ from kta_cli.distill.setup import (
 )
 from kta_cli.engine.checkpoint import load_checkpoint
 from kta_cli.engine.run import (
-    RunSettings,
     TrainingRun,
     checkpoint_metadata,
     count,
     load_resumable,
     resume_path,
-    run_in_runtime,
-    shared_run_dir,
 )
-from kta_cli.engine.runtime import Runtime
+from kta_cli.engine.runtime import Runtime, run_in_runtime, shared_run_dir
+from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
 from kta_cli.models.factory import build_model

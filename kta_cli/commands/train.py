@@ -12,15 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 from kta_cli.config import section, validate_train
 from kta_cli.data.datasets import DataBundle, DataSpec, build_data, spec_from_dict
 from kta_cli.engine.run import (
-    RunSettings,
     TrainingRun,
     checkpoint_metadata,
     load_resumable,
     resume_path,
-    run_in_runtime,
-    shared_run_dir,
 )
-from kta_cli.engine.runtime import Runtime
+from kta_cli.engine.runtime import Runtime, run_in_runtime, shared_run_dir
+from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.models.factory import build_model

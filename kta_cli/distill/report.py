@@ -14,8 +14,9 @@ from torch import nn
 from kta_cli.engine.checkpoint import save_checkpoint
 from kta_cli.engine.evaluate import predict
 from kta_cli.engine.loop import evaluate
-from kta_cli.engine.run import RunSettings, TrainingRun, count
+from kta_cli.engine.run import TrainingRun, count
 from kta_cli.engine.runtime import Runtime
+from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
 from kta_cli.engine.tasks import ClassificationTask
 

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from kta_cli.engine.loop import LoopSettings, LoopState
-from kta_cli.engine.run import OptimizerSettings, RunSettings, ScheduleSettings, TrainingRun
+from kta_cli.engine.run import TrainingRun
 from kta_cli.engine.runtime import Runtime
+from kta_cli.engine.settings import OptimizerSettings, RunSettings, ScheduleSettings
 from kta_cli.engine.tasks import ClassificationTask
 
 

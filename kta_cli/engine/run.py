@@ -3,6 +3,7 @@ Trainer here, the same way, and finishes its run folder here (metrics.json, late
 TensorBoard hparams, summary table).
 
     run = TrainingRun(command="train", run_dir=..., runtime=..., settings=RunSettings(...))
+    (RunSettings and its parts: engine/settings.py; run_in_runtime: engine/runtime.py)
     metrics = run.fit(task, model=..., param_groups=..., train=..., val=..., test=...,
                       metadata=checkpoint_metadata(...))
     run.finish(metrics, hparams=..., title=...)
@@ -13,10 +14,8 @@ Typed settings in, plain dicts out; no DictConfig below the command layer.
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,95 +28,16 @@ from kta_cli.engine.checkpoint import (
     load_checkpoint,
     resolve_checkpoint,
 )
-from kta_cli.engine.loop import Interrupted, LoopSettings, Trainer, evaluate
+from kta_cli.engine.loop import Trainer, evaluate
 from kta_cli.engine.optim import build_optimizer, build_scheduler
-from kta_cli.engine.runtime import Runtime, barrier, start_runtime, stop_runtime
+from kta_cli.engine.runtime import Runtime, barrier
+from kta_cli.engine.settings import RunSettings
 from kta_cli.errors import KtaError
 from kta_cli.report.reporter import TensorBoard, TrainingReporter, console, print_table
-from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics
+from kta_cli.report.run_folder import mark_latest, write_metrics
 
 log = logging.getLogger(__name__)
 EpochHook = Callable[[int, Trainer], None]
-
-
-@dataclass
-class OptimizerSettings:
-    name: str = "sgd"
-    lr: float = 0.01
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-
-
-@dataclass
-class ScheduleSettings:
-    """build_scheduler's options (configs/sched/*.yaml)."""
-
-    name: str = "cosine"
-    warmup_epochs: float = 0.0
-    warmup_lr: float = 1e-5
-    min_lr: float = 0.0
-    decay_epochs: float = 30
-    decay_rate: float = 0.1
-    milestones: list[int] | None = None
-    patience_epochs: int = 5
-    plateau_mode: str = "max"
-
-
-@dataclass
-class RunSettings:
-    loop: LoopSettings = field(default_factory=LoopSettings)
-    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
-    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
-    progress: bool = True
-    log_every: int = 10
-    tensorboard: bool = True
-    compile: bool = False
-    report: bool = True  # epoch lines on the console (off for silent fine-tuning steps)
-
-    @classmethod
-    def from_sections(
-        cls,
-        trainer: Mapping[str, Any],
-        optim: Mapping[str, Any],
-        sched: Mapping[str, Any],
-        *,
-        device: torch.device,
-        tensorboard: bool = True,
-    ) -> RunSettings:
-        """From the plain trainer/optim/sched sections a command read out of its config."""
-        if trainer["precision"] == "fp16" and device.type != "cuda":
-            raise KtaError("trainer.precision=fp16 needs a CUDA device; use bf16 on CPU")
-        stopping = trainer["early_stopping"]
-        loop = LoopSettings(
-            epochs=trainer["epochs"],
-            device=str(device),
-            precision=trainer["precision"],
-            grad_clip=trainer["grad_clip"],
-            channels_last=trainer["channels_last"],
-            max_steps=trainer["max_steps"],
-            monitor=stopping["monitor"],
-            monitor_mode=stopping["mode"],
-            patience=stopping["patience"],
-            min_delta=stopping["min_delta"],
-        )
-        schedule = {**sched}
-        if schedule.get("milestones") is not None:
-            schedule["milestones"] = list(schedule["milestones"])
-        schedule["plateau_mode"] = stopping["mode"]
-        return cls(
-            loop=loop,
-            optimizer=OptimizerSettings(
-                name=optim["name"],
-                lr=optim["lr"],
-                weight_decay=optim["weight_decay"],
-                momentum=optim.get("momentum", 0.9),
-            ),
-            schedule=ScheduleSettings(**schedule),
-            progress=trainer["progress"],
-            log_every=trainer["log_every"],
-            tensorboard=tensorboard,
-            compile=trainer.get("compile", False),
-        )
 
 
 def checkpoint_metadata(
@@ -162,32 +82,6 @@ def load_resumable(path: Path, command: str | None = None) -> dict[str, Any]:
     if command is not None and resumed.get("command") != command:
         raise KtaError(f"{path} is not a {command} last.ckpt; nothing to resume")
     return resumed
-
-
-def shared_run_dir(runtime: Runtime) -> Path:
-    """Rank 0's run folder, known to every rank (the others only read from it)."""
-    folder = [str(current_run_dir())]
-    if runtime.distributed:
-        torch.distributed.broadcast_object_list(folder, src=0)
-    return Path(folder[0])
-
-
-def run_in_runtime(
-    command: str, *, device: str, threads: int | None, body: Callable[[Runtime], dict[str, Any]]
-) -> dict[str, Any]:
-    """Run a training command inside its runtime (process group under torchrun); Ctrl-C ends
-    it with the resume hint and exit code 130."""
-    runtime = start_runtime(device, threads)
-    try:
-        return body(runtime)
-    except Interrupted:
-        console.print(
-            "[yellow]interrupted[/yellow]: last.ckpt saved; continue with "
-            f"kta {command} trainer.resume=auto (or the run folder)"
-        )
-        sys.exit(130)
-    finally:
-        stop_runtime(runtime)
 
 
 def count(model: nn.Module, trainable: bool = False) -> int:

@@ -13,15 +13,9 @@ from kta_cli import __version__
 from kta_cli.data.loaders import InMemoryLoader
 from kta_cli.engine.checkpoint import load_checkpoint
 from kta_cli.engine.loop import LoopSettings
-from kta_cli.engine.run import (
-    OptimizerSettings,
-    RunSettings,
-    ScheduleSettings,
-    TrainingRun,
-    checkpoint_metadata,
-    load_resumable,
-)
+from kta_cli.engine.run import TrainingRun, checkpoint_metadata, load_resumable
 from kta_cli.engine.runtime import Runtime
+from kta_cli.engine.settings import OptimizerSettings, RunSettings, ScheduleSettings
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.errors import KtaError
 
