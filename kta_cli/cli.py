@@ -229,9 +229,10 @@ def run_command(command: str, args: list[str]) -> None:
     from kta_cli.schema.store import validate
 
     if any(flag in args for flag in ("--help", "-h")):
-        from kta_cli.help import print_command_help
+        from kta_cli.help import CommandInfo, print_command_help
 
-        print_command_help(command, rewrite_group_choices(command, translate_flags(args)))
+        info = CommandInfo(command, COMMANDS[command][1], config_dir(), MODEL_GROUPS)
+        print_command_help(info, rewrite_group_choices(command, translate_flags(args)))
         return
     overrides = [
         f"hydra.job.name={command}",

@@ -4,14 +4,25 @@ reads included, so kta writes its own from the command's primary config."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
-from kta_cli.cli import COMMANDS, MODEL_GROUPS, config_dir
+
+@dataclass
+class CommandInfo:
+    """What the dispatcher knows of a command (passed in, so help.py never imports cli.py)."""
+
+    name: str
+    description: str
+    config_root: Path
+    model_groups: tuple[str, ...]
 
 
-def command_groups(command: str) -> dict[str, str | None]:
+def command_groups(root: Path, command: str) -> dict[str, str | None]:
     """{group: default option} for the groups in configs/<command>.yaml's defaults list."""
-    defaults = OmegaConf.to_container(OmegaConf.load(config_dir() / f"{command}.yaml"))
+    defaults = OmegaConf.to_container(OmegaConf.load(root / f"{command}.yaml"))
     groups: dict[str, str | None] = {}
     for entry in defaults.get("defaults", []):  # type: ignore[union-attr]
         if isinstance(entry, dict):
@@ -20,27 +31,28 @@ def command_groups(command: str) -> dict[str, str | None]:
     return groups
 
 
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+def group_options(root: Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (root / group).glob("*.yaml"))
 
 
-def help_text(command: str, overrides: list[str]) -> str:
+def help_text(info: CommandInfo, overrides: list[str]) -> str:
     from hydra import compose, initialize_config_dir
 
+    command, root = info.name, info.config_root
     lines = [
-        f"kta {command}: {COMMANDS[command][1]}",
+        f"kta {command}: {info.description}",
         "",
         f"usage: kta {command} [group=option ...] [key=value ...] [--key value ...]",
         "",
         "config groups (group=option; the default in brackets):",
     ]
-    groups = command_groups(command)
+    groups = command_groups(root, command)
     width = max(len(g) for g in groups) + 1
     for group, default in groups.items():
-        options = ", ".join(group_options(group))
-        extra = " (or any timm model name)" if group in MODEL_GROUPS else ""
+        options = ", ".join(group_options(root, group))
+        extra = " (or any timm model name)" if group in info.model_groups else ""
         lines.append(f"  {group + ':':<{width}} {options}{extra}  [{default}]")
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize_config_dir(str(root), version_base="1.3"):
         cfg = compose(command, overrides=[o for o in overrides if not o.startswith("-")])
     lines += [
         "",
@@ -53,5 +65,5 @@ def help_text(command: str, overrides: list[str]) -> str:
     return "\n".join(lines)
 
 
-def print_command_help(command: str, overrides: list[str]) -> None:
-    print(help_text(command, overrides))
+def print_command_help(info: CommandInfo, overrides: list[str]) -> None:
+    print(help_text(info, overrides))

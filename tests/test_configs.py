@@ -37,7 +37,7 @@ def test_every_command_has_a_primary_config_and_a_schema():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_group_option_composes_and_validates(group: str, option: str):
-    users = [p for p in PRIMARIES if group in command_groups(p)]
+    users = [p for p in PRIMARIES if group in command_groups(ROOT, p)]
     assert users, f"config group {group}/ is used by no primary config"
     overrides = [f"{group}={option}", *NEEDS.get((group, option), [])]
     if group == "experiment":  # an experiment is written for one command: one must take it

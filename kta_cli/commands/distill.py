@@ -1,317 +1,177 @@
 """`kta distill teacher=... student=...`: train a student on a frozen teacher's outputs.
 
-The training machinery is kta train's (loop settings, schedules, final metrics, the Trainer); what
-differs is the task (kta_cli/engine/distill_task.py). Builders for the teacher, the transfer set
-and the teacher cache live in kta_cli/commands/distill_setup.py.
+The run builder of kta train (kta_cli/engine/run.py); what differs is the task
+(kta_cli/engine/distill_task.py). Teacher, transfer set, cache and baseline: kta_cli/distill/.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from kta_cli.commands.distill_setup import (
-    baseline_metrics,
-    bias_adjusted,
-    class_accuracy,
-    data_values_for,
+from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.distill.report import against_teacher, train_baseline
+from kta_cli.distill.setup import (
+    DistillOptions,
     distillation_task,
     load_teacher,
     prepare_cache,
     teacher_source,
+    transfer_data,
+    value_schedule,
     without_class,
 )
-from kta_cli.commands.train import (
-    build_schedule,
+from kta_cli.engine.checkpoint import load_checkpoint
+from kta_cli.engine.run import (
+    TrainingRun,
+    checkpoint_metadata,
     count,
-    final_metrics,
-    loop_settings,
+    load_resumable,
     resume_path,
-    run_in_runtime,
-    shared_run_dir,
-    training_hparams,
 )
-from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
-from kta_cli.engine.checkpoint import RunCheckpoints, git_commit, load_checkpoint, save_checkpoint
-from kta_cli.engine.distill_task import DistillationTask
-from kta_cli.engine.loop import Trainer, evaluate
-from kta_cli.engine.optim import build_optimizer
-from kta_cli.engine.runtime import Runtime, barrier
+from kta_cli.engine.runtime import Runtime, run_in_runtime, shared_run_dir
+from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
-from kta_cli.engine.tasks import ClassificationTask
-from kta_cli.errors import KtaError
 from kta_cli.loading import build_model
-from kta_cli.report.reporter import TensorBoard, TrainingReporter, console, print_table
-from kta_cli.report.run_folder import config_as_dict, mark_latest, write_metrics
+from kta_cli.report.run_folder import config_as_dict
+from kta_cli.schema.store import section
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    return run_in_runtime(cfg, "distill", distill)
+    return run_in_runtime(
+        "distill",
+        device=cfg.trainer.device,
+        threads=cfg.trainer.threads,
+        body=lambda runtime: distill(cfg, runtime),
+    )
+
+
+def options_from(cfg: DictConfig) -> DistillOptions:
+    d = cfg.distill
+    schedules = {
+        name: value_schedule(
+            name,
+            start=d[name],
+            end=d[f"{name}_end"],
+            kind=d[f"{name}_schedule"],
+            milestones=list(d[f"{name}_milestones"]),
+        )
+        for name in ("temperature", "alpha")
+    }
+    return DistillOptions(
+        **schedules,
+        kd_weight=float(d.kd_weight),
+        mse_weight=float(d.mse_weight),
+        hint_weight=float(d.hint_weight),
+        hints=[(str(h.student), str(h.teacher)) for h in d.hints],
+        cache=d.cache,
+        cache_dir=d.cache_dir,
+        omit_class=d.omit_class,
+        baseline=bool(d.baseline),
+    )
 
 
 def build_student(cfg: DictConfig, num_classes: int, img_size: int) -> torch.nn.Module:
+    s = cfg.student
     return build_model(
-        cfg.student.name,
-        num_classes=num_classes,
-        img_size=img_size,
-        pretrained=cfg.student.pretrained,
-        checkpoint=cfg.student.checkpoint,
-        drop_rate=cfg.student.drop_rate,
-        init=cfg.student.init,
-    )
+        s.name, num_classes=num_classes, img_size=img_size, pretrained=s.pretrained,
+        checkpoint=s.checkpoint, drop_rate=s.drop_rate, init=s.init,
+    )  # fmt: skip
 
 
-def trainable_optimizer(cfg: DictConfig, module: torch.nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in module.parameters() if p.requires_grad]
-    return build_optimizer(
-        [{"params": params, "name": "all"}],
-        name=cfg.optim.name,
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        momentum=cfg.optim.get("momentum", 0.9),
-    )
-
-
-@dataclass
-class Parts:
-    """What a distillation run is built from (the cfg read once, in build_parts)."""
-
-    data: DataBundle
-    data_values: dict[str, Any]
-    teacher: torch.nn.Module
-    teacher_arch: str
-    teacher_path: Path
-    student: torch.nn.Module
-    task: DistillationTask
-    train_loader: Any  # the transfer set
-    fit_loader: Any  # the same, with example ids when the teacher cache is used
-    cache_note: str
-    cache_seconds: float
-
-
-def build_parts(cfg: DictConfig, runtime: Runtime) -> Parts:
+def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
+    options = options_from(cfg)
+    settings = RunSettings.from_sections(
+        section(cfg, "trainer"), section(cfg, "optim"), section(cfg, "sched"),
+        device=runtime.device, tensorboard=bool(cfg.logger.tensorboard),
+    )  # fmt: skip
+    run_dir = shared_run_dir(runtime)
+    resume_from = resume_path(cfg.trainer.resume, "distill")
     teacher_path, teacher_name = teacher_source(cfg.teacher.name, cfg.teacher.checkpoint)
     teacher_checkpoint = load_checkpoint(teacher_path) if teacher_name is None else None
-    data_values = data_values_for(cfg, teacher_checkpoint)
+    data_values = transfer_data(section(cfg, "data"), teacher_checkpoint)
     data = build_data(spec_from_dict(data_values), rank=runtime.rank, world_size=runtime.world_size)
     img_size, num_classes = data.spec.img_size, len(data.class_names)
     teacher, teacher_arch = load_teacher(
         teacher_path, teacher_name, teacher_checkpoint, num_classes=num_classes, img_size=img_size
     )
-    train_loader = without_class(data.train, cfg.distill.omit_class, num_classes)
+    train_loader = without_class(data.train, options.omit_class, num_classes)
     seed_everything(cfg.seed + runtime.rank)
     student = build_student(cfg, num_classes, img_size)
-    task = distillation_task(cfg.distill, student, teacher, train_loader, cfg.trainer.epochs)
+    task = distillation_task(options, student, teacher, train_loader, cfg.trainer.epochs)
     task.to(runtime.device)
     started = time.perf_counter()
     fit_loader, cache_note = prepare_cache(
-        cfg.distill, task, train_loader, data_values, teacher_path, runtime.device
+        options, task, train_loader, data_values, teacher_path, runtime.device
     )
-    return Parts(
-        data,
-        data_values,
-        teacher,
-        teacher_arch,
-        teacher_path,
-        student,
-        task,
-        train_loader,
-        fit_loader,
-        cache_note,
-        time.perf_counter() - started,
-    )
-
-
-def student_payload(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
-    """A student checkpoint besides weights and metrics: a normal kta checkpoint."""
-    data = parts.data
+    cache_seconds = time.perf_counter() - started
     config = config_as_dict(cfg)
-    config["data"] = parts.data_values  # the resolved preprocessing, so eval rebuilds the same
-    config["teacher"] = {"name": parts.teacher_arch, "checkpoint": str(parts.teacher_path)}
-    return {
-        "model_args": {
-            "name": cfg.student.name,
-            "num_classes": len(data.class_names),
-            "img_size": data.spec.img_size,
-        },
-        "data": data.spec.describe(),
-        "class_names": data.class_names,
-        "config": config,
-        "parent": str(parts.teacher_path),
-        "git_commit": git_commit(),
-        "command": "distill",
-    }
-
-
-def make_trainer(
-    cfg: DictConfig, runtime: Runtime, parts: Parts, run_dir: Path, payload: dict[str, Any]
-) -> tuple[Trainer, TensorBoard]:
-    """kta train's Trainer around the distillation task; best/last.ckpt hold the student."""
-    optimizer = trainable_optimizer(cfg, parts.task)  # the student and the hint adapters
-
-    save = RunCheckpoints(  # the student; last.ckpt also the hint adapters, for resume
-        run_dir,
-        parts.student,
-        payload,
-        monitor=cfg.trainer.early_stopping.monitor,
-        enabled=runtime.is_main,
-        resume_extras=lambda: {"adapters": parts.task.adapters.state_dict()},
-    )
-    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard and runtime.is_main else None)
-    trainer = Trainer(
-        parts.task,
-        optimizer,
-        build_schedule(cfg, optimizer, len(parts.train_loader)),
-        settings=loop_settings(cfg, runtime),
-        save=save,
-        reporter=TrainingReporter(
-            tensorboard,
-            enabled=runtime.is_main,
-            progress=cfg.trainer.progress,
-            log_every=cfg.trainer.log_every,
-        ),
-        epoch_hooks=[parts.task.sync_step],
-        distributed=runtime.distributed,
-    )
-    return trainer, tensorboard
-
-
-def resume(trainer: Trainer, parts: Parts, path: Path) -> None:
-    resumed = load_checkpoint(path)
-    if "train_state" not in resumed or resumed.get("command") != "distill":
-        raise KtaError(f"{path} is not a distill last.ckpt; nothing to resume")
-    parts.student.load_state_dict(resumed["model"])
-    parts.task.adapters.load_state_dict(resumed.get("adapters", {}))
-    trainer.load_train_state(resumed["train_state"])
-
-
-def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
-    run_dir = shared_run_dir(runtime)
-    spec = cfg.trainer.resume
-    resume_from = resume_path("outputs/distill/latest" if spec == "auto" else spec)
-    parts = build_parts(cfg, runtime)
-    payload = student_payload(cfg, parts)
-    trainer, tensorboard = make_trainer(cfg, runtime, parts, run_dir, payload)
-    if resume_from is not None:
-        resume(trainer, parts, resume_from)
+    config["data"] = data_values  # the resolved preprocessing, so eval rebuilds the same
+    config["teacher"] = {"name": teacher_arch, "checkpoint": str(teacher_path)}
+    metadata = checkpoint_metadata(
+        command="distill",
+        model_args={"name": cfg.student.name, "num_classes": num_classes, "img_size": img_size},
+        data=data.spec.describe(), class_names=data.class_names, config=config,
+        parent=teacher_path,
+    )  # fmt: skip
+    resumed = load_resumable(resume_from, "distill") if resume_from else None
+    if resumed is not None:
+        student.load_state_dict(resumed["model"])
+        task.adapters.load_state_dict(resumed.get("adapters", {}))
     if runtime.is_main:
-        log.info("run folder: %s", run_dir)
-        log.info(
-            "teacher %s (%s): %d parameters",
-            parts.teacher_arch,
-            parts.teacher_path,
-            count(parts.teacher),
-        )
-        log.info("student %s: %d parameters", cfg.student.name, count(parts.student))
-        log.info("teacher outputs: %s", parts.cache_note)
-    started = time.perf_counter()
-    trainer.fit(parts.fit_loader, parts.data.val)
-    barrier(runtime)
-    metrics = final_metrics(
-        trainer, parts.data, run_dir, parts.student, runtime, time.perf_counter() - started
+        log.info("teacher %s (%s): %d parameters", teacher_arch, teacher_path, count(teacher))
+        log.info("student %s: %d parameters", cfg.student.name, count(student))
+        log.info("teacher outputs: %s", cache_note)
+    training = TrainingRun(command="distill", run_dir=run_dir, runtime=runtime, settings=settings)
+    metrics = training.fit(
+        task, model=student,  # the student and the hint adapters train
+        param_groups=[{"params": [p for p in task.parameters() if p.requires_grad], "name": "all"}],
+        train=fit_loader, val=data.val, test=data.test, metadata=metadata, resumed=resumed,
+        resume_extras=lambda: {"adapters": task.adapters.state_dict()},  # last.ckpt, for resume
+        epoch_hooks=[task.sync_step],
+    )  # fmt: skip
+    metrics.update(teacher_cache=cache_note, teacher_cache_seconds=cache_seconds)
+
+    def baseline(teacher_acc: float) -> tuple[dict[str, Any], torch.nn.Module]:
+        return train_baseline(
+            lambda: build_student(cfg, num_classes, img_size), seed=cfg.seed + runtime.rank,
+            runtime=runtime, settings=settings, run_dir=run_dir, data=data,
+            train_loader=train_loader, metadata=metadata, student_acc=metrics.get("test_acc"),
+            teacher_acc=teacher_acc,
+        )  # fmt: skip
+
+    metrics.update(
+        against_teacher(
+            student,
+            teacher,
+            data,
+            runtime=runtime,
+            omitted=options.omit_class,
+            baseline=baseline if options.baseline else None,
+        )  # fmt: skip
     )
-    metrics.update(teacher_cache=parts.cache_note, teacher_cache_seconds=parts.cache_seconds)
-    metrics.update(report_against_teacher(cfg, parts, runtime, run_dir, metrics, payload))
-    if runtime.is_main:
-        write_metrics(
-            run_dir,
-            {**metrics, "teacher": str(parts.teacher_path), "parent": str(parts.teacher_path)},
-        )
-        tensorboard.hparams(
-            hparams_of_distill(cfg, parts.teacher_arch),
-            {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)},
-        )
-        tensorboard.close()
-        mark_latest(run_dir, "distill")
-        print_table(
-            f"kta distill: {parts.teacher_arch} -> {cfg.student.name} on {parts.data.spec.name}",
-            {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
-        )
-        console.print(f"run folder: {run_dir}")
+    training.finish(
+        metrics,
+        hparams=hparams_of(cfg, teacher_arch),
+        title=f"kta distill: {teacher_arch} -> {cfg.student.name} on {data.spec.name}",
+        written={**metrics, "teacher": str(teacher_path), "parent": str(teacher_path)},
+    )
     return metrics
 
 
-def report_against_teacher(
-    cfg: DictConfig,
-    parts: Parts,
-    runtime: Runtime,
-    run_dir: Path,
-    metrics: dict[str, Any],
-    base_payload: dict[str, Any],
-) -> dict[str, Any]:
-    """Teacher accuracy, the no-teacher baseline and gap closure, the omitted class's accuracy."""
-    device, data, teacher, student = runtime.device, parts.data, parts.teacher, parts.student
-    train_loader = parts.train_loader
-    report: dict[str, Any] = {
-        "teacher_test_acc": evaluate(ClassificationTask(teacher), data.test, device=device)["acc"],
-        "student_parameters": count(student),
-        "teacher_parameters": count(teacher),
-    }
-    baseline = None
-    if cfg.distill.baseline:
-        seed_everything(cfg.seed + runtime.rank)  # the same initial student as the distilled one
-        baseline = build_student(cfg, len(data.class_names), data.spec.img_size).to(device)
-        optimizer = trainable_optimizer(cfg, baseline)
-
-        def save_best(model: torch.nn.Module, path: Path) -> None:
-            if runtime.is_main:  # a plain student checkpoint: no teacher, same config otherwise
-                save_checkpoint(
-                    path,
-                    {
-                        **base_payload,
-                        "model": model.state_dict(),
-                        "parent": None,
-                        "command": "distill-baseline",
-                    },
-                )
-
-        board = run_dir / "baseline" if cfg.logger.tensorboard and runtime.is_main else None
-        report.update(
-            baseline_metrics(
-                baseline,
-                optimizer=optimizer,
-                scheduler=build_schedule(cfg, optimizer, len(train_loader)),
-                settings=loop_settings(cfg, runtime),
-                data=data,
-                train_loader=train_loader,
-                save_best=save_best,
-                checkpoint=run_dir / "baseline.ckpt",
-                tensorboard=board,
-                student_acc=metrics.get("test_acc"),
-                teacher_acc=report["teacher_test_acc"],
-            )
-        )
-    omitted = cfg.distill.omit_class
-    if omitted is not None:
-        report["omitted_class"] = data.class_names[omitted]
-        report.update(bias_adjusted(student, data.val, data.test, omitted, device))
-        for prefix, model in (("", student), ("teacher_", teacher), ("scratch_", baseline)):
-            if model is not None:
-                report[f"{prefix}omitted_class_test_acc"] = class_accuracy(
-                    model, data.test, omitted, device
-                )
-    return report
-
-
-def hparams_of_distill(cfg: DictConfig, teacher_arch: str) -> dict[str, Any]:
-    options = cfg.distill
+def hparams_of(cfg: DictConfig, teacher_arch: str) -> dict[str, Any]:
+    d = cfg.distill
     return {
-        "teacher": teacher_arch,
-        "student": cfg.student.name,
-        **training_hparams(cfg),
-        "temperature": options.temperature,
-        "temperature_schedule": options.temperature_schedule,
-        "alpha": options.alpha,
-        "alpha_schedule": options.alpha_schedule,
-        "kd_weight": options.kd_weight,
-        "mse_weight": options.mse_weight,
-        "hints": len(options.hints),
-    }
+        "teacher": teacher_arch, "student": cfg.student.name, "data": cfg.data.name,
+        "optim": cfg.optim.name, "lr": cfg.optim.lr, "sched": cfg.sched.name,
+        "epochs": cfg.trainer.epochs, "batch_size": cfg.data.batch_size,
+        "temperature": d.temperature, "temperature_schedule": d.temperature_schedule,
+        "alpha": d.alpha, "alpha_schedule": d.alpha_schedule, "kd_weight": d.kd_weight,
+        "mse_weight": d.mse_weight, "hints": len(d.hints),
+    }  # fmt: skip

@@ -4,54 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
-from kta_cli.engine.loop import to_device
+from kta_cli.engine.evaluate import checkpoint_data, confusion_matrix, predict
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.errors import KtaError
 from kta_cli.loading import model_from_checkpoint
 from kta_cli.report.figures import confusion_figure, save_figure
 from kta_cli.report.reporter import TensorBoard, console, print_table
 from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics
+from kta_cli.schema.store import section
 
 
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    loader: Any,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Predicted classes, true classes and mean cross-entropy over a loader."""
-    model.eval()
-    predictions, targets, loss_sum = [], [], 0.0
-    for batch in loader:
-        images, labels = to_device(batch, device, channels_last=False)
-        logits = model(images)
-        loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        predictions.append(logits.argmax(dim=1).cpu())
-        targets.append(labels.cpu())
-    predicted, true = torch.cat(predictions), torch.cat(targets)
-    return predicted, true, loss_sum / max(len(true), 1)
-
-
-def confusion_matrix(predicted: torch.Tensor, true: torch.Tensor, n: int) -> torch.Tensor:
-    return torch.bincount(true * n + predicted, minlength=n * n).reshape(n, n)
-
-
-def data_spec_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The data this evaluation reads: `data=...` if given, else the checkpoint's own."""
+def data_values(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """`data=...` if given (with the model's input size and normalisation), else the
+    checkpoint's own data set."""
+    override = None
     if cfg.get("data") is not None:
-        values = OmegaConf.to_container(cfg.data, resolve=True)
-        values["img_size"] = checkpoint["data"]["img_size"]  # the model's input size
-        values["mean"], values["std"] = checkpoint["data"]["mean"], checkpoint["data"]["std"]
-        return values
-    saved = checkpoint.get("config", {}).get("data")
-    if not saved:
-        raise KtaError("the checkpoint does not record its data set; pass data=<option>")
-    return saved
+        override = section(cfg, "data")
+    return checkpoint_data(checkpoint, override)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -63,7 +36,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "(its per-task figures are in the train run's metrics.json)"
         )
     model = model_from_checkpoint(checkpoint)
-    data = build_data(spec_from_dict(data_spec_for(cfg, checkpoint)))
+    data = build_data(spec_from_dict(data_values(cfg, checkpoint)))
     class_names = checkpoint.get("class_names") or data.class_names
     if len(data.class_names) != len(class_names):
         raise KtaError(

@@ -1,159 +1,71 @@
-"""`kta quantize ckpt=...`: int8 (or fp16/bf16) for x86 CPUs, saved as data, measured."""
+"""`kta quantize ckpt=...`: int8 (or fp16/bf16) for x86 CPUs, saved as data, measured.
+
+The work is kta_cli/compress/quantize.py (QAT through the run builder, engine/finetune.py);
+measuring and writing, kta_cli/compress/quantize_report.py.
+"""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from kta_cli.commands.eval import data_spec_for
-from kta_cli.compress.quantize import Quantized, QuantSettings, quantize
+from kta_cli.compress.quantize import QuantSettings, quantize
+from kta_cli.compress.quantize_report import (
+    MeasureSettings,
+    example_batch,
+    measure,
+    reload_agreement,
+    report,
+    save_quantized,
+    sizes,
+)
 from kta_cli.compress.quantized import QuantizedProgram
 from kta_cli.data.datasets import build_data, spec_from_dict
-from kta_cli.engine.checkpoint import (
-    git_commit,
-    load_checkpoint,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
 from kta_cli.loading import model_from_checkpoint
-from kta_cli.report.figures import save_figure
-from kta_cli.report.measure import (
-    accuracy,
-    file_bytes,
-    interleaved_latency_ms,
-    parameter_bytes,
-    serialized_bytes,
-)
-from kta_cli.report.reporter import TensorBoard, console, print_table
-from kta_cli.report.run_folder import config_as_dict, current_run_dir, mark_latest, write_metrics
+from kta_cli.report.run_folder import config_as_dict, current_run_dir
+from kta_cli.schema.store import section
 
 
 def settings_from(cfg: DictConfig) -> QuantSettings:
-    values = OmegaConf.to_container(cfg.quant, resolve=True)
+    values = section(cfg, "quant")
     values.pop("compile", None)
     settings = QuantSettings(**values)
     settings.check()
     return settings
 
 
-def example_batch(loader: Any, size: int) -> torch.Tensor:
-    """`size` real images (repeated when the split is smaller) for latency measurements."""
-    images = next(iter(loader))[0]
-    while len(images) < size:
-        images = torch.cat([images, images])
-    return images[:size].contiguous()
-
-
-def warm_up(model: torch.nn.Module, examples: list[torch.Tensor]) -> float:
-    """Seconds of the first calls (torch.compile compiles here), counted apart from latency."""
-    started = time.perf_counter()
-    with torch.inference_mode():
-        for images in examples:
-            model(images)
-    return time.perf_counter() - started
-
-
-def measure(
-    float_model: torch.nn.Module,
-    quantized: torch.nn.Module,
-    test_loader: Any,
-    cfg: DictConfig,
-) -> dict[str, Any]:
-    """Compile time, latency at batch 1 and N (interleaved medians), accuracy before and after."""
-    one, many = example_batch(test_loader, 1), example_batch(test_loader, cfg.measure.batch_size)
-    metrics: dict[str, Any] = {"compile_seconds": warm_up(quantized, [one, many])}
-    runs = {"float": float_model, "quantized": quantized}
-    for name, images in (("batch1", one), (f"batch{len(many)}", many)):
-        if not cfg.measure.latency:
-            break
-        latency = interleaved_latency_ms(
-            runs, images, rounds=cfg.measure.rounds, repeats=cfg.measure.repeats
-        )
-        metrics[f"float_latency_ms_{name}"] = latency["float"]
-        metrics[f"int8_latency_ms_{name}"] = latency["quantized"]
-        metrics[f"latency_ratio_{name}"] = latency["quantized"] / latency["float"]
-    metrics["acc_before"] = accuracy(float_model, test_loader)
-    metrics["acc_after"] = accuracy(quantized, test_loader)
-    metrics["acc_drop_points"] = 100 * (metrics["acc_before"] - metrics["acc_after"])
-    return metrics
-
-
-def sensitivity_figure(rows: list[dict[str, Any]], kept: list[str]) -> Any:
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.35 * len(rows) + 2), 4))
-    names = [row["layer"] for row in rows]
-    colours = ["tab:orange" if name in kept else "tab:blue" for name in names]
-    axes.bar(range(len(rows)), [row["drop_db"] for row in rows], color=colours)
-    axes.plot(range(len(rows)), [row["sqnr_db"] for row in rows], "k.-", label="SQNR (dB)")
-    axes.set_xticks(range(len(rows)), names, rotation=70, ha="right", fontsize=7)
-    axes.set_ylabel("SQNR drop (bars) / SQNR (line), dB")
-    axes.set_title("per-layer int8 error (orange: kept in float)")
-    axes.legend()
-    figure.tight_layout()
-    return figure
-
-
-def save_quantized(
-    run_dir: Path,
-    cfg: DictConfig,
-    source: dict[str, Any],
-    path: Path,
-    result: Quantized,
-    data_values: dict[str, Any],
-    metrics: dict[str, Any],
-) -> Path:
-    quant = {
-        **OmegaConf.to_container(cfg.quant, resolve=True),
-        "backend": backend_of(cfg),
-        "kept_float": result.kept_float,
-    }
-    config = {**config_as_dict(cfg), "data": data_values}
-    payload = {
-        **result.payload,
-        "model_kind": "quantized",
-        "quant": quant,
-        "model_args": source["model_args"],
-        "data": source["data"],
-        "class_names": source.get("class_names"),
-        "config": config,
-        "parent": str(path),
-        "command": "quantize",
-        "metrics": metrics,
-        "git_commit": git_commit(),
-    }
-    return save_checkpoint(run_dir / "model.ckpt", payload)
-
-
 def backend_of(cfg: DictConfig) -> str:
     return "cast" if cfg.quant.mode in ("fp16", "bf16") else cfg.quant.backend
 
 
-def reload_agreement(saved: Path, quantized: torch.nn.Module, images: torch.Tensor) -> float:
-    """Share of images on which the reloaded checkpoint predicts what the in-memory model does."""
-    # uncompiled: the check is about what was saved, and compiling twice costs time
-    reloaded = model_from_checkpoint(load_checkpoint(saved), compile=False)
-    with torch.inference_mode():
-        return (reloaded(images).argmax(1) == quantized(images).argmax(1)).float().mean().item()
+def data_values(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """`data=...` if given (with the model's input size and normalisation), else the
+    checkpoint's own data set."""
+    override = None
+    if cfg.get("data") is not None:
+        override = section(cfg, "data")
+    return checkpoint_data(checkpoint, override)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_from(cfg)
-    torch.set_num_threads(cfg.measure.threads)
+    measuring = MeasureSettings(**section(cfg, "measure"))
+    torch.set_num_threads(measuring.threads)
     seed_everything(cfg.seed)
     path = resolve_checkpoint(cfg.ckpt)
     source = load_checkpoint(path)
     if source.get("model_kind") == "quantized":
         raise KtaError(f"{path} is already quantized; quantize its parent: {source.get('parent')}")
     float_model = model_from_checkpoint(source).eval()
-    data_values = data_spec_for(cfg, source)
-    data = build_data(spec_from_dict(data_values))
+    values = data_values(cfg, source)
+    data = build_data(spec_from_dict(values))
     name = source["model_args"]["name"]
 
     started = time.perf_counter()
@@ -168,9 +80,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "backend": backend_of(cfg),
         "quantize_seconds": time.perf_counter() - started,
     }
-    metrics.update(measure(float_model, result.model, data.test, cfg))
+    metrics.update(measure(float_model, result.model, data.test, measuring))
     run_dir = current_run_dir()
-    saved = save_quantized(run_dir, cfg, source, path, result, data_values, metrics)
+    saved = save_quantized(
+        run_dir / "model.ckpt",
+        source=source,
+        parent=path,
+        result=result,
+        quant={**section(cfg, "quant"), "backend": backend_of(cfg)},
+        config={**config_as_dict(cfg), "data": values},
+        metrics=metrics,
+    )
     metrics.update(sizes(float_model, result.model, saved))
     metrics["reload_agreement"] = reload_agreement(
         saved, result.model, example_batch(data.test, 64)
@@ -178,53 +98,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     metrics["kept_float"] = result.kept_float
     if result.qat_history:
         metrics["qat_val_acc"] = result.qat_history[-1].get("val_acc")
-    report(run_dir, cfg, metrics, result, name, data.spec.name)
+    title = f"kta quantize: {name} on {data.spec.name} ({cfg.quant.mode}, {metrics['backend']})"
+    report(run_dir, metrics, result, title=title, tensorboard=bool(cfg.logger.tensorboard))
     return metrics
-
-
-def sizes(float_model: torch.nn.Module, quantized: torch.nn.Module, saved: Path) -> dict[str, Any]:
-    float_file = serialized_bytes(float_model.state_dict())
-    return {
-        "float_file_bytes": float_file,
-        "int8_file_bytes": file_bytes(saved),
-        "file_ratio": file_bytes(saved) / float_file,
-        "float_parameter_bytes": parameter_bytes(float_model),
-        "int8_parameter_bytes": parameter_bytes(quantized),
-    }
-
-
-def report(
-    run_dir: Path,
-    cfg: DictConfig,
-    metrics: dict[str, Any],
-    result: Quantized,
-    name: str,
-    data_name: str,
-) -> None:
-    tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    tensorboard.scalars(scalars, 0, prefix="quantize/")
-    for index, row in enumerate(result.sensitivity):
-        tensorboard.scalars(
-            {"sqnr_db": row["sqnr_db"], "drop_db": row["drop_db"]}, index, prefix="quantize/layer_"
-        )
-    if result.sensitivity:
-        figure = sensitivity_figure(result.sensitivity, result.kept_float)
-        tensorboard.figure("quantize/sensitivity", figure)
-        save_figure(figure, run_dir / "sensitivity.png")
-    tensorboard.close()
-    write_metrics(
-        run_dir, {**metrics, "layer_sqnr": result.sensitivity, "qat_history": result.qat_history}
-    )
-    mark_latest(run_dir, "quantize")
-    print_table(
-        f"kta quantize: {name} on {data_name} ({cfg.quant.mode}, {metrics['backend']})",
-        {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))},
-    )
-    if result.sensitivity:
-        worst = sorted(result.sensitivity, key=lambda row: row["drop_db"], reverse=True)[:5]
-        print_table(
-            "most sensitive layers (SQNR drop, dB)",
-            {row["layer"]: f"{row['drop_db']:.1f} (SQNR {row['sqnr_db']:.1f})" for row in worst},
-        )
-    console.print(f"run folder: {run_dir}")

@@ -1,9 +1,12 @@
-"""What `kta prune` shows: measurements of a model, rich tables, and PNG figures."""
+"""What `kta prune` shows: measurements of a model, rich tables, PNG figures, and the whole
+prune-measure-save-report sequence (prune_and_report)."""
 
 from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +14,20 @@ import torch
 from rich.table import Table
 from torch import nn
 
+from kta_cli.compress.prune_run import (
+    Session,
+    run_sensitivity,
+    run_structured,
+    run_unstructured,
+    save_pruned,
+)
 from kta_cli.compress.prune_schedule import IterativeResult, StepRecord
+from kta_cli.compress.prune_structured import count_macs_and_params
 from kta_cli.compress.prune_unstructured import layer_sparsity
 from kta_cli.report.figures import plt, save_figure
-from kta_cli.report.measure import parameter_bytes
-from kta_cli.report.reporter import console
+from kta_cli.report.measure import file_bytes, interleaved_latency_ms, parameter_bytes
+from kta_cli.report.reporter import TensorBoard, console, print_table
+from kta_cli.report.run_folder import mark_latest, write_metrics
 
 
 def weights_zlib_bytes(model: nn.Module) -> int:
@@ -154,3 +166,97 @@ def save_figures(run_dir: Path, figures: dict[str, Any], tensorboard: Any) -> No
 def print_tables(*tables: Table) -> None:
     for table in tables:
         console.print(table)
+
+
+@dataclass
+class LatencySettings:
+    """configs/prune.yaml's measure section."""
+
+    latency: bool = True
+    batch_size: int = 1
+    rounds: int = 5
+
+
+def measure_latency(
+    original: nn.Module, pruned: nn.Module, img_size: int, settings: LatencySettings
+) -> dict[str, float]:
+    example = torch.randn(settings.batch_size, 3, img_size, img_size)
+    runs = {"input": original.cpu().eval(), "pruned": pruned.cpu().eval()}
+    latency = interleaved_latency_ms(runs, example, rounds=settings.rounds)
+    return {
+        "latency_ms_before": latency["input"],
+        "latency_ms_after": latency["pruned"],
+        "latency_ratio": latency["pruned"] / latency["input"],
+    }
+
+
+def summary_metrics(
+    session: Session, path: Path, result: IterativeResult, start: dict[str, float],
+    before: dict[str, int], after: dict[str, int],
+) -> dict[str, Any]:  # fmt: skip
+    settings = session.settings
+    metrics: dict[str, Any] = {
+        "checkpoint": str(path),
+        "method": settings.method,
+        "importance": session.criterion,
+        "ratio": float(settings.ratio),
+        "steps_run": len(result.records),
+        "kept_step": result.best_step,
+        "stopped_on_max_loss": result.stopped_early,
+    }
+    return {**metrics, **outcome_metrics(result, start, before, after)}
+
+
+def prune_and_report(
+    session: Session, *, checkpoint: dict[str, Any], path: Path,
+    load_original: Callable[[], nn.Module],
+    run_dir: Path, config: dict[str, Any], latency: LatencySettings, tensorboard: bool,
+    with_sensitivity: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Prune (with sensitivity first if asked), measure, save model.ckpt, write the report.
+    `load_original()` rebuilds the input model, for the before/after comparisons."""
+    model, method = session.model, session.settings.method
+    board = TensorBoard(run_dir if tensorboard else None)
+    start = session.evaluate()
+    before = size_figures(model, count_macs_and_params(model.cpu(), session.example.cpu())[0])
+    model.to(session.device)
+    tables, figures, rows = [], {}, None
+    if with_sensitivity:
+        rows = run_sensitivity(session)
+        tables.append(sensitivity_table(rows, start["acc"]))
+        figures["sensitivity"] = sensitivity_figure(rows, start["acc"])
+    result = (run_structured if method == "structured" else run_unstructured)(session)
+    pruned = result.model.cpu().eval()
+    original = load_original().eval()
+    after = size_figures(pruned, count_macs_and_params(pruned, session.example.cpu())[0])
+    metrics = summary_metrics(session, path, result, start, before, after)
+    if latency.latency:
+        metrics.update(measure_latency(original, pruned, session.data.spec.img_size, latency))
+    for record in result.records:
+        values = {f"{k}_pruned": v for k, v in record.pruned.items()}
+        values.update({f"{k}_tuned": v for k, v in record.tuned.items()})
+        board.scalars({**values, "sparsity": record.sparsity}, record.step, prefix="prune/")
+    xlabel = "weight sparsity" if method == "unstructured" else "parameters removed"
+    figures["accuracy_vs_sparsity"] = accuracy_vs_sparsity_figure(start, result.records, xlabel)
+    save_figures(run_dir, figures, board)
+    board.close()
+    saved = save_pruned(run_dir / "model.ckpt", session, checkpoint=checkpoint, parent=path,
+                        model=pruned, metrics=metrics, config=config)  # fmt: skip
+    metrics["file_bytes_before"], metrics["file_bytes_after"] = file_bytes(path), file_bytes(saved)
+    layers = layer_rows(method, list(session.layers), original, pruned)
+    full = {**metrics, "layers": layers, "steps": [vars(r) for r in result.records]}
+    if rows is not None:
+        full["sensitivity"] = {n: {str(r): a for r, a in row.items()} for n, row in rows.items()}
+    write_metrics(run_dir, full)
+    mark_latest(run_dir, "prune")
+    columns = ("sparsity",) if method == "unstructured" else ("channels before", "after")
+    tables += [
+        steps_table(result.records, result.best_step),
+        layers_table("layers", layers, columns),
+    ]
+    print_tables(*tables)
+    print_table(f"kta prune: {session.model_name} ({method}, {session.criterion})", metrics)
+    if result.best_step == 0:
+        console.print("[yellow]no step met prune.max_allowed_loss: saved the input, unpruned")
+    console.print(f"run folder: {run_dir}")
+    return metrics

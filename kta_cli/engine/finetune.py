@@ -1,6 +1,6 @@
 """Short supervised fine-tuning for commands that train as a step of their own (prune, QAT, ...).
 
-The same Trainer as `kta train`; no checkpoints of its own, progress optional.
+The run builder of `kta train`, without a run folder: no checkpoints, progress optional.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from kta_cli.engine.loop import LoopSettings, LoopState, Trainer
-from kta_cli.engine.optim import build_optimizer, build_scheduler
+from kta_cli.engine.loop import LoopSettings, LoopState
+from kta_cli.engine.run import TrainingRun
+from kta_cli.engine.runtime import Runtime
+from kta_cli.engine.settings import OptimizerSettings, RunSettings, ScheduleSettings
 from kta_cli.engine.tasks import ClassificationTask
-from kta_cli.report.reporter import TensorBoard, TrainingReporter
 
 
 def fine_tune(
@@ -33,19 +34,20 @@ def fine_tune(
 ) -> LoopState:
     """Train `model` (or `task`) for `epochs`; returns the loop state with its history."""
     task = task if task is not None else ClassificationTask(model, label_smoothing)
+    settings = RunSettings(
+        loop=LoopSettings(epochs=epochs, device=device),
+        optimizer=OptimizerSettings(name=optimizer, lr=lr, weight_decay=weight_decay),
+        schedule=ScheduleSettings(name=schedule, min_lr=lr * 0.01),
+        progress=progress,
+        report=progress,
+        tensorboard=False,
+    )
+    run = TrainingRun(
+        command="fine-tune", run_dir=None, runtime=Runtime(torch.device(device)), settings=settings
+    )
     params = [p for p in task.parameters() if p.requires_grad]
-    opt = build_optimizer(params, name=optimizer, lr=lr, weight_decay=weight_decay)
-    sched = build_scheduler(
-        opt, name=schedule, epochs=epochs, updates_per_epoch=len(train_loader), min_lr=lr * 0.01
+    run.fit(
+        task, model=model, param_groups=[{"params": params}], train=train_loader, val=val_loader
     )
-    reporter = TrainingReporter(TensorBoard(None), enabled=progress, progress=progress)
-    trainer = Trainer(
-        task,
-        opt,
-        sched,
-        settings=LoopSettings(epochs=epochs, device=device),
-        save=lambda kind, state: None,
-        reporter=reporter,
-    )
-    task.to(torch.device(device))
-    return trainer.fit(train_loader, val_loader)
+    assert run.trainer is not None
+    return run.trainer.state

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from kta_cli.engine.loop import Interrupted
 from kta_cli.errors import KtaError
+from kta_cli.report.reporter import console
+from kta_cli.report.run_folder import current_run_dir
 
 
 @dataclass
@@ -65,3 +72,29 @@ def stop_runtime(runtime: Runtime) -> None:
 def barrier(runtime: Runtime) -> None:
     if runtime.distributed:
         torch.distributed.barrier()
+
+
+def shared_run_dir(runtime: Runtime) -> Path:
+    """Rank 0's run folder, known to every rank (the others only read from it)."""
+    folder = [str(current_run_dir())]
+    if runtime.distributed:
+        torch.distributed.broadcast_object_list(folder, src=0)
+    return Path(folder[0])
+
+
+def run_in_runtime(
+    command: str, *, device: str, threads: int | None, body: Callable[[Runtime], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run a training command inside its runtime (process group under torchrun); Ctrl-C ends
+    it with the resume hint and exit code 130."""
+    runtime = start_runtime(device, threads)
+    try:
+        return body(runtime)
+    except Interrupted:
+        console.print(
+            "[yellow]interrupted[/yellow]: last.ckpt saved; continue with "
+            f"kta {command} trainer.resume=auto (or the run folder)"
+        )
+        sys.exit(130)
+    finally:
+        stop_runtime(runtime)

@@ -70,3 +70,8 @@ def validate(cfg: DictConfig) -> Any:
     typed = OmegaConf.to_object(cfg)
     check_fields(typed)
     return typed
+
+
+def section(cfg: DictConfig, key: str) -> dict[str, Any]:
+    """One composed section as a plain dict (already validated), for typed settings' **kwargs."""
+    return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)

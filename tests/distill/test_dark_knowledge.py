@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from kta_cli.commands.distill_setup import bias_adjusted
 from kta_cli.data.loaders import InMemoryLoader
+from kta_cli.distill.report import bias_adjusted
 
 # The "model" returns its input as logits. Class-1 examples score [2, 1.5]: class 1 needs a shift
 # above 0.5 (at exactly 0.5 the tie goes to class 0); class-0 examples [2, 0] stay right up to 2.

@@ -59,6 +59,17 @@ def test_given_target_class_is_explained_for_every_image(kta, cnn_ckpt) -> None:
     assert {p["explained"] for p in result.metrics("explain")["predictions"]} == {"4"}
 
 
+def test_raw_heatmaps_are_saved_as_safetensors(kta, cnn_ckpt) -> None:
+    from safetensors import safe_open
+
+    result = kta("explain", f"ckpt={cnn_ckpt}", "n=3", "--method", "[gradcam,saliency]", *BARE)
+    assert result.code == 0, result.err
+    path = result.run_dir("explain") / "heatmaps.safetensors"
+    with safe_open(str(path), framework="pt") as stored:  # no unpickling
+        shapes = {tuple(stored.get_tensor(key).shape) for key in stored.keys()}
+    assert (3, 16, 16) in shapes  # one N x H x W map per method, 16 px test images
+
+
 def test_dataset_views_and_layer_override(kta, cnn_ckpt) -> None:
     result = kta(
         "explain", f"ckpt={cnn_ckpt}", "n=2", "layer=layer1", "patterns.channels=[0,5]", *FAST

@@ -94,7 +94,7 @@ def test_guided_backprop_refuses_a_model_without_activation_modules() -> None:
 
 
 def test_method_all_skips_what_a_model_cannot_run_and_names_it(capsys) -> None:
-    from kta_cli.commands.explain import explain_all
+    from kta_cli.explain.report import explain_all
 
     class Detached(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,25 +1,19 @@
-"""The pieces `kta distill` builds from its config: checks, teacher, transfer set, cache, baseline.
-
-Like commands/distill.py this reads the DictConfig; everything it calls takes typed arguments.
-"""
+"""What a distillation run is built from: teacher, transfer set, loss options, teacher cache."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from kta_cli.data.datasets import DataSpec
 from kta_cli.data.loaders import InMemoryLoader
-from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import resolve_checkpoint
 from kta_cli.engine.distill_task import DistillationTask
-from kta_cli.engine.loop import LoopSettings, Trainer, evaluate
-from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.engine.teacher_cache import (
     cache_key,
     load_or_compute,
@@ -29,29 +23,41 @@ from kta_cli.engine.teacher_cache import (
 from kta_cli.errors import KtaError
 from kta_cli.loading import build_model, load_weights, model_from_checkpoint
 from kta_cli.losses.schedules import ValueSchedule
-from kta_cli.report.reporter import TensorBoard, TrainingReporter
 
 log = logging.getLogger(__name__)
 WEIGHT_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors", ".bin")
 DEFAULT_TEACHER = "outputs/train/latest"
 
 
-def schedules(options: DictConfig) -> tuple[ValueSchedule, ValueSchedule]:
-    """(temperature, alpha) schedules from distill.<name>, <name>_end, _schedule, _milestones."""
-    made = []
-    for name in ("temperature", "alpha"):
-        try:
-            made.append(
-                ValueSchedule(
-                    start=float(options[name]),
-                    end=None if options[f"{name}_end"] is None else float(options[f"{name}_end"]),
-                    kind=str(options[f"{name}_schedule"]),
-                    milestones=tuple(float(m) for m in options[f"{name}_milestones"]),
-                )
-            )
-        except KtaError as error:
-            raise KtaError(f"distill.{name}_schedule: {error}") from error
-    return made[0], made[1]
+@dataclass
+class DistillOptions:
+    """The distillation loss and its data: configs/distill/*.yaml, typed."""
+
+    temperature: ValueSchedule
+    alpha: ValueSchedule
+    kd_weight: float = 0.0
+    mse_weight: float = 0.0
+    hint_weight: float = 1.0
+    hints: list[tuple[str, str]] = field(default_factory=list)  # (student layer, teacher layer)
+    cache: bool | str = "auto"
+    cache_dir: str | None = None
+    omit_class: int | None = None
+    baseline: bool = False
+
+
+def value_schedule(
+    name: str, *, start: float, end: float | None, kind: str, milestones: list[float]
+) -> ValueSchedule:
+    """distill.<name>'s schedule; a wrong kind or a missing end value names the key."""
+    try:
+        return ValueSchedule(
+            start=float(start),
+            end=None if end is None else float(end),
+            kind=str(kind),
+            milestones=tuple(float(m) for m in milestones),
+        )
+    except KtaError as error:
+        raise KtaError(f"distill.{name}_schedule: {error}") from error
 
 
 def looks_like_path(value: str) -> bool:
@@ -79,9 +85,9 @@ def teacher_source(name: str | None, checkpoint: str | None) -> tuple[Path, str 
     return resolve_checkpoint(checkpoint), name
 
 
-def data_values_for(cfg: DictConfig, teacher: dict[str, Any] | None) -> dict[str, Any]:
-    """The transfer data: data.* with img_size/mean/std left null filled from the teacher's."""
-    values = OmegaConf.to_container(cfg.data, resolve=True)
+def transfer_data(data: dict[str, Any], teacher: dict[str, Any] | None) -> dict[str, Any]:
+    """The transfer data: `data` with img_size/mean/std left null filled from the teacher's."""
+    values = dict(data)
     recorded = (teacher or {}).get("data", {})
     for key in ("img_size", "mean", "std"):
         if values.get(key) is None:
@@ -146,28 +152,26 @@ def without_class(loader: Any, omitted: int | None, num_classes: int) -> Any:
 
 
 def distillation_task(
-    options: DictConfig, student: nn.Module, teacher: nn.Module, train_loader: Any, epochs: int
+    options: DistillOptions, student: nn.Module, teacher: nn.Module, train_loader: Any, epochs: int
 ) -> DistillationTask:
-    temperature, alpha = schedules(options)
-    hints = [(str(h.student), str(h.teacher)) for h in options.hints]
-    example = next(iter(train_loader))[0][:2] if hints else None
+    example = next(iter(train_loader))[0][:2] if options.hints else None
     train_loader.set_epoch(0, 0)
     return DistillationTask(
         student,
         teacher,
-        temperature=temperature,
-        alpha=alpha,
+        temperature=options.temperature,
+        alpha=options.alpha,
         total_steps=epochs * len(train_loader),
-        kd_weight=float(options.kd_weight),
-        mse_weight=float(options.mse_weight),
-        hint_weight=float(options.hint_weight),
-        hints=hints,
+        kd_weight=options.kd_weight,
+        mse_weight=options.mse_weight,
+        hint_weight=options.hint_weight,
+        hints=list(options.hints),
         example_input=example,
     )
 
 
 def prepare_cache(
-    options: DictConfig,
+    options: DistillOptions,
     task: DistillationTask,
     train_loader: Any,
     data_values: dict[str, Any],
@@ -191,93 +195,3 @@ def prepare_cache(
     )
     task.use_cache({k: v.to(device) for k, v in outputs.items()})
     return with_example_ids(train_loader), f"cached per example ({how})"
-
-
-def baseline_metrics(
-    student: nn.Module,
-    *,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    settings: LoopSettings,
-    data: Any,
-    train_loader: Any,
-    save_best: Callable[[nn.Module, Path], None],
-    checkpoint: Path,
-    tensorboard: Path | None,
-    student_acc: float | None,
-    teacher_acc: float,
-) -> dict[str, Any]:
-    """Train the same student without the teacher (same budget); gap closure against it.
-
-    gap closure = (distilled acc - scratch acc) / (teacher acc - scratch acc).
-    """
-    task = ClassificationTask(student)
-    board = TensorBoard(tensorboard)
-    trainer = Trainer(
-        task,
-        optimizer,
-        scheduler,
-        settings=settings,
-        save=lambda kind, state: save_best(student, checkpoint) if kind == "best" else None,
-        reporter=TrainingReporter(board, progress=False),
-    )
-    trainer.fit(train_loader, data.val)
-    board.close()
-    if checkpoint.is_file():
-        student.load_state_dict(load_checkpoint(checkpoint)["model"])
-    scratch = evaluate(task, data.test, device=trainer.device)["acc"]
-    gap = teacher_acc - scratch
-    # accuracies are float averages: a "gap" below 1e-6 is rounding, not a test example
-    closure = None if student_acc is None or abs(gap) < 1e-6 else (student_acc - scratch) / gap
-    return {"scratch_test_acc": scratch, "teacher_scratch_gap": gap, "gap_closure": closure}
-
-
-@torch.no_grad()
-def class_accuracy(model: nn.Module, loader: Any, cls: int, device: torch.device) -> float:
-    """Accuracy on the test examples of one class."""
-    from kta_cli.commands.eval import predict
-
-    predicted, true, _ = predict(model, loader, device)
-    mask = true == cls
-    return float((predicted[mask] == cls).float().mean()) if mask.any() else float("nan")
-
-
-@torch.no_grad()
-def logits_and_labels(
-    model: nn.Module, loader: Any, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    model.eval()
-    loader.set_epoch(0, 0)
-    logits, labels = [], []
-    for images, targets in loader:
-        logits.append(model(images.to(device)).float().cpu())
-        labels.append(targets)
-    return torch.cat(logits), torch.cat(labels)
-
-
-def bias_adjusted(
-    model: nn.Module, val_loader: Any, test_loader: Any, cls: int, device: torch.device
-) -> dict[str, float]:
-    """Hinton's bias check: a class never seen as a hard target gets too low a logit.
-
-    The smallest shift of that class's logit (0 to 10 in steps of 0.25) that maximises validation
-    accuracy, and the test accuracies with it.
-    """
-    val_logits, val_labels = logits_and_labels(model, val_loader, device)
-    shifts = [0.25 * i for i in range(41)]
-
-    def accuracy_with(logits: torch.Tensor, labels: torch.Tensor, shift: float) -> float:
-        shifted = logits.clone()
-        shifted[:, cls] += shift
-        return float((shifted.argmax(dim=1) == labels).float().mean())
-
-    best = max(shifts, key=lambda shift: (accuracy_with(val_logits, val_labels, shift), -shift))
-    test_logits, test_labels = logits_and_labels(model, test_loader, device)
-    test_logits[:, cls] += best
-    predicted = test_logits.argmax(dim=1)
-    mask = test_labels == cls
-    return {
-        "omitted_class_bias_shift": best,
-        "omitted_class_test_acc_bias_adjusted": float((predicted[mask] == cls).float().mean()),
-        "test_acc_bias_adjusted": float((predicted == test_labels).float().mean()),
-    }

@@ -1,0 +1,1 @@
+"""Knowledge distillation: teacher, transfer set, teacher cache, baseline and bias checks."""
