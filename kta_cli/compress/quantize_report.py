@@ -10,8 +10,7 @@ from typing import Any
 import torch
 
 from kta_cli.compress.quantize import Quantized
-from kta_cli.compress.quantized import quantized_model_from_checkpoint
-from kta_cli.engine.checkpoint import git_commit, load_checkpoint, save_checkpoint
+from kta_cli.engine.checkpoint import git_commit, save_checkpoint
 from kta_cli.report.figures import save_figure
 from kta_cli.report.measure import (
     accuracy,
@@ -120,10 +119,10 @@ def save_quantized(
     return save_checkpoint(path, payload)
 
 
-def reload_agreement(saved: Path, quantized: torch.nn.Module, images: torch.Tensor) -> float:
+def reload_agreement(
+    reloaded: torch.nn.Module, quantized: torch.nn.Module, images: torch.Tensor
+) -> float:
     """Share of images on which the reloaded checkpoint predicts what the in-memory model does."""
-    # uncompiled: the check is about what was saved, and compiling twice costs time
-    reloaded = quantized_model_from_checkpoint(load_checkpoint(saved), compile=False)
     with torch.inference_mode():
         return (reloaded(images).argmax(1) == quantized(images).argmax(1)).float().mean().item()
 
