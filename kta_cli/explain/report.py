@@ -286,7 +286,10 @@ def explain_report(
         batch.names, batch.labels, pictures, heatmaps, probabilities, targets, class_names
     )
     write_pictures(rows, run_dir, tensorboard, options.grid_rows)
-    write_heatmaps(run_dir, heatmaps, batch.names, targets, probabilities.argmax(dim=1))
+    write_heatmaps(
+        run_dir / "heatmaps.safetensors", heatmaps, batch.names, targets,
+        probabilities.argmax(dim=1), class_names=class_names,
+    )  # fmt: skip
     uses_layer = any(m in CAM_METHODS for m in methods)
     if uses_layer and explainer.layer.grid == (1, 1):
         console.print(

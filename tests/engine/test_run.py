@@ -18,6 +18,7 @@ from kta_cli.engine.runtime import Runtime
 from kta_cli.engine.settings import OptimizerSettings, RunSettings, ScheduleSettings
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.errors import KtaError
+from kta_cli.report.run_folder import latest_run
 
 
 def loader(n: int, shuffle: bool) -> InMemoryLoader:
@@ -85,7 +86,7 @@ def test_tiny_run_writes_metrics_and_checkpoints_with_provenance(tmp_path: Path)
     assert last["train_state"]["loop"]["step"] == 8
     # the test split was scored with the best weights, which the model now holds
     assert torch.equal(model.weight.detach(), best["model"]["weight"])
-    assert (tmp_path / "outputs" / "train" / "latest").resolve() == run_dir.resolve()
+    assert latest_run(tmp_path / "outputs" / "train" / "latest") == run_dir.resolve()
     assert load_resumable(run_dir / "last.ckpt", "train")["train_state"]["loop"]["epoch"] == 2
 
 

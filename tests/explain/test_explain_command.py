@@ -62,12 +62,17 @@ def test_given_target_class_is_explained_for_every_image(kta, cnn_ckpt) -> None:
 def test_raw_heatmaps_are_saved_as_safetensors(kta, cnn_ckpt) -> None:
     from safetensors import safe_open
 
+    from kta_cli.explain.store import read_heatmaps
+
     result = kta("explain", f"ckpt={cnn_ckpt}", "n=3", "--method", "[gradcam,saliency]", *BARE)
     assert result.code == 0, result.err
     path = result.run_dir("explain") / "heatmaps.safetensors"
     with safe_open(str(path), framework="pt") as stored:  # no unpickling
         shapes = {tuple(stored.get_tensor(key).shape) for key in stored.keys()}
-    assert (3, 16, 16) in shapes  # one N x H x W map per method, 16 px test images
+    assert shapes >= {(3, 16, 16)}  # one N x H x W map per method, 16 px test images
+    stored = read_heatmaps(path)
+    assert set(stored.heatmaps) == {"gradcam", "saliency"}
+    assert len(stored.image_ids) == 3 and len(stored.class_names) == 10
 
 
 def test_dataset_views_and_layer_override(kta, cnn_ckpt) -> None:
