@@ -24,6 +24,7 @@ from kta_cli.schema.commands import (
     TrainSchema,
 )
 from kta_cli.schema.explain import ExplainSchema
+from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"data_schema": DataSpec},
@@ -44,6 +45,8 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "prune": PruneSchema,
     "quantize": QuantizeSchema,
     "explain": ExplainSchema,
+    "fewshot": FewshotSchema,
+    "embed": EmbedSchema,
 }
 _registered = False
 
