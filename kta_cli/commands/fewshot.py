@@ -82,7 +82,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     novel, hit = split_features(model, novel_values, cfg.fewshot.split, options, cache=cache)
     base_mean, base_count = None, 0
     needs_base = {"nc_cl2n"} & set(settings.methods) or "cl2n" in (
-        methods.knn_transform, methods.logreg_transform
+        methods.knn_transform,
+        methods.logreg_transform,
     )
     if needs_base:
         base, _ = split_features(model, base_values, "train", options, cache=cache,

@@ -88,7 +88,9 @@ def logistic_regression(
     episodes, ways, shots, dim = support.shape
     labels = torch.arange(ways).repeat_interleave(shots).numpy()
     predictions = []
-    for x, q in zip(support.reshape(episodes, ways * shots, dim).numpy(), query.numpy()):
+    for x, q in zip(
+        support.reshape(episodes, ways * shots, dim).numpy(), query.numpy(), strict=True
+    ):
         probe = LogisticRegression(C=c, max_iter=max_iter).fit(x, labels)
         predictions.append(torch.from_numpy(probe.predict(q)))
     return torch.stack(predictions)
@@ -100,7 +102,9 @@ def predict(
 ) -> torch.Tensor:  # fmt: skip
     if method.startswith("nc_"):
         kind = method.removeprefix("nc_")
-        return nearest_centroid(transform(support, kind, base_mean), transform(query, kind, base_mean))
+        return nearest_centroid(
+            transform(support, kind, base_mean), transform(query, kind, base_mean)
+        )
     if method == "knn":
         kind = options.knn_transform
         return knn(transform(support, kind, base_mean), transform(query, kind, base_mean),

@@ -18,8 +18,15 @@ from torch import nn
 from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.errors import KtaError, did_you_mean
-from kta_cli.fewshot.features import SOURCES, FeatureSet, cached, cache_key, extract, random_twin
-from kta_cli.fewshot.features import make_extractor
+from kta_cli.fewshot.features import (
+    SOURCES,
+    FeatureSet,
+    cache_key,
+    cached,
+    extract,
+    make_extractor,
+    random_twin,
+)
 from kta_cli.loading import model_from_checkpoint
 
 SPLITS = ("test", "val", "train", "all")
@@ -107,3 +114,40 @@ def split_features(
         folder, key, lambda: extract(extractor, split_loaders(bundle, split), limit=limit)
     )
     return FeatureSet(features, labels, list(bundle.class_names)), hit
+
+
+@dataclass
+class Sample:
+    """A stratified sample of a split: features, labels, the images in [0, 1], class names."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    pictures: torch.Tensor
+    class_names: list[str]
+
+
+def sampled_features(
+    model: nn.Module | None, values: dict[str, Any], split: str, options: FeatureOptions, *,
+    points: int, index: torch.Tensor | None = None,
+) -> tuple[Sample, torch.Tensor]:  # fmt: skip
+    """(features of a stratified sample of a split, its indices); `index` reuses a sample
+    (compare=: the same images through another checkpoint)."""
+    from kta_cli.fewshot.embed import stratified_sample
+    from kta_cli.fewshot.features import split_batches
+
+    bundle = build_data(spec_from_dict(values))
+    batches = [b for loader in split_loaders(bundle, split) for b in split_batches(loader)]
+    images = torch.cat([b[0] for b in batches])
+    labels = torch.cat([b[1] for b in batches])
+    if index is None:
+        index = stratified_sample(labels, points, options.seed)
+    elif len(labels) <= int(index.max()):
+        raise KtaError("compare: the second checkpoint's data has fewer images; same data needed")
+    extractor = make_extractor(model, layer=options.layer, pool=options.pool,
+                               batch_size=options.batch_size)  # fmt: skip
+    chosen = images[index]
+    mean = torch.tensor(values["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(values["std"]).view(1, -1, 1, 1)
+    pictures = (chosen * std + mean).clamp(0, 1)
+    sample = Sample(extractor(chosen), labels[index], pictures, list(bundle.class_names))
+    return sample, index
