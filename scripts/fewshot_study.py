@@ -7,11 +7,11 @@ episodes (UN, L2N, CL2N; mean +- 95% CI) on the novel data for these feature set
     distilled student, and SimCLR when --simclr-digits / --simclr-shapes name a checkpoint.
 Data: digits 0-4 -> novel digits 5-9; shapes (flat) -> the same shapes drawn in --style.
 
-    python scripts/fewshot_study.py                   # test_resnet, 32 px, 6 epochs, 3 seeds
+    python scripts/fewshot_study.py                   # test_resnet, 32 px, 4 epochs, 3 seeds
     python scripts/fewshot_study.py --quick           # a smoke run (16 px, 1 epoch, 1 seed)
     python scripts/fewshot_study.py --model resnet18 --epochs 4 --seeds 2   # bigger, slower
 
-Budget (the default): timm test_resnet at 32 px, 6 epochs, 3 seeds, 600 episodes per cell,
+Budget (the default): timm test_resnet at 32 px, 4 epochs, 3 seeds, 400 episodes per cell,
 every kta command run in this one process (no start-up per run). Prints a table per data set
 (mean over seeds of the episode means, +- the mean 95% CI and +- std across seeds) and writes
 fewshot_study.json.
@@ -117,10 +117,10 @@ def main() -> None:
     parser.add_argument("--model", default="test_resnet")
     parser.add_argument("--student", default="test_resnet")
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--episodes", type=int, default=600)
+    parser.add_argument("--episodes", type=int, default=400)
     parser.add_argument("--layers", nargs="+", default=["layer2", "layer3", "layer4"])
     parser.add_argument("--pools", nargs="+", default=["avg", "grid2"])
     parser.add_argument("--style", default="texture", help="shapes: the novel drawing style")
