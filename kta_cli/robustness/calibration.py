@@ -95,3 +95,35 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
 
     optimizer.step(closure)
     return float(log_temperature.exp().item())
+
+
+@dataclass
+class CalibrationReport:
+    scores: dict[str, float]  # ece, nll, brier (and temperature, *_scaled when fitted)
+    bins: ReliabilityBins
+    scaled_bins: ReliabilityBins | None  # after temperature scaling
+
+
+def calibration_report(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    bins: int,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> CalibrationReport:
+    """Scores of `logits`, and when `held_out` (validation logits, labels) is given, the
+    temperature fitted there and the scores of logits / T on the same images."""
+    scores = calibration_scores(logits, labels, bins)
+    binned = reliability_bins(logits.double().softmax(dim=1), labels, bins)
+    if held_out is None:
+        return CalibrationReport(scores, binned, None)
+    temperature = fit_temperature(*held_out)
+    scaled = logits / temperature
+    after = calibration_scores(scaled, labels, bins)
+    scores = {
+        **scores,
+        "temperature": temperature,
+        **{f"{key}_scaled": value for key, value in after.items()},
+    }
+    scaled_bins = reliability_bins(scaled.double().softmax(dim=1), labels, bins)
+    return CalibrationReport(scores, binned, scaled_bins)
