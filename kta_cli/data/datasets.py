@@ -5,9 +5,11 @@ The names library callers use live here: DataSpec, DataBundle, spec_from_dict, b
 
 from __future__ import annotations
 
+import torch
+
 from kta_cli.data.folders import build_fake, build_imagefolder, build_torchvision
 from kta_cli.data.memory import in_memory_bundle, in_memory_loader, load_digits_tensors
-from kta_cli.data.shapes import SHAPES, generate_shapes
+from kta_cli.data.shapes import SHAPES, ShapeSet, draw_shapes
 from kta_cli.data.spec import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -46,16 +48,18 @@ def build_data(spec: DataSpec, *, rank: int = 0, world_size: int = 1) -> DataBun
         images, labels, names = load_digits_tensors()
         return in_memory_bundle(spec, images, labels, names, rank, world_size)
     if spec.name == "shapes":
-        count = spec.per_class * len(SHAPES)
-        images, labels, _ = generate_shapes(
-            count, size=spec.img_size, style=spec.style, seed=spec.seed
+        train, shifted = shapes_sets(spec)
+        textures = (train.texture_labels, shifted.texture_labels)
+        return in_memory_bundle(
+            spec,
+            train.images,
+            train.shape_labels,
+            list(SHAPES),
+            rank,
+            world_size,
+            shifted.images,
+            textures if (torch.cat(textures) >= 0).any() else None,
         )
-        shifted = None
-        if spec.test_style:  # the same shapes, drawn in another style
-            shifted, _, _ = generate_shapes(
-                count, size=spec.img_size, style=spec.test_style, seed=spec.seed
-            )
-        return in_memory_bundle(spec, images, labels, list(SHAPES), rank, world_size, shifted)
     if spec.name == "imagefolder":
         return build_imagefolder(spec, rank, world_size)
     if spec.name == "fake":
@@ -63,3 +67,18 @@ def build_data(spec: DataSpec, *, rank: int = 0, world_size: int = 1) -> DataBun
     if spec.name in TORCHVISION_SETS:
         return build_torchvision(spec, rank, world_size)
     raise KtaError(did_you_mean(spec.name, DATA_SETS, what="data set"))
+
+
+def shapes_sets(spec: DataSpec) -> tuple[ShapeSet, ShapeSet]:
+    """Training shapes in data.style, and val/test shapes: the same shapes in data.test_style."""
+    options = {
+        "size": spec.img_size,
+        "seed": spec.seed,
+        "own_texture_share": spec.own_texture_share,
+        "texture_classes": spec.classes,
+    }
+    count = spec.per_class * len(SHAPES)
+    train = draw_shapes(count, style=spec.style, **options)
+    if not spec.test_style:
+        return train, train
+    return train, draw_shapes(count, style=spec.test_style, **options)

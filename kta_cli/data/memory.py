@@ -8,7 +8,7 @@ import torch
 
 from kta_cli.data.loaders import InMemoryLoader
 from kta_cli.data.spec import DataBundle, DataSpec
-from kta_cli.data.splits import cap_per_class, select_classes, stratified_split
+from kta_cli.data.splits import cap_per_class, relabelling, select_classes, stratified_split
 from kta_cli.data.transforms import build_augment, preprocess
 
 
@@ -20,8 +20,12 @@ def in_memory_bundle(
     rank: int,
     world_size: int,
     eval_images: torch.Tensor | None = None,
+    textures: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> DataBundle:
-    """Split, resize and normalise tensors in [0, 1] once, then slice batches from them."""
+    """Split, resize and normalise tensors in [0, 1] once, then slice batches from them.
+
+    `textures`: (training, evaluation) texture classes per image (shapes), kept per split."""
+    all_classes = len(names)
     keep, labels, names = select_classes(labels, spec.classes, names)
     images = images[keep]
     eval_images = images if eval_images is None else eval_images[keep]
@@ -35,13 +39,28 @@ def in_memory_bundle(
         prepared = preprocess(source[index], img_size=spec.img_size, mean=spec.mean, std=spec.std)
         return in_memory_loader(spec, prepared, labels[index], train, augment, rank, world_size)
 
+    texture_labels = {}
+    if textures is not None:
+        mapping = relabelling(spec.classes or list(range(all_classes)), all_classes)
+        train_textures, eval_textures = (relabel(t[keep], mapping) for t in textures)
+        texture_labels = {
+            "train": train_textures[train_idx],
+            "val": eval_textures[val_idx],
+            "test": eval_textures[test_idx],
+        }
     return DataBundle(
         loader(images, train_idx, True),
         loader(eval_images, val_idx, False),
         loader(eval_images, test_idx, False),
         names,
         spec,
+        texture_labels,
     )
+
+
+def relabel(classes: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
+    """Class numbers through data.classes' relabelling; -1 (no class) stays -1."""
+    return torch.where(classes >= 0, mapping[classes.clamp(min=0)], classes)
 
 
 def in_memory_loader(

@@ -15,6 +15,17 @@ from kta_cli.schema.checks import check_fields, fraction, non_negative, positive
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHVISION_SETS = ("cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "stl10")
+# data=shapes styles (kta_cli/data/shapes.py draws them); class_texture and cue_conflict: shape
+# against texture, each class with its own texture / each shape with another class's texture
+SHAPE_STYLES = (
+    "flat",
+    "texture",
+    "clutter",
+    "noise",
+    "colorshift",
+    "class_texture",
+    "cue_conflict",
+)
 
 
 @dataclass
@@ -47,9 +58,13 @@ class DataSpec:
     mean: list[float] | None = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] | None = field(default_factory=lambda: list(IMAGENET_STD))
     augment: AugmentSpec = field(default_factory=AugmentSpec)
-    # shapes: flat | texture | clutter | noise | colorshift, or several joined with '+'
+    # shapes: flat | texture | clutter | noise | colorshift | class_texture | cue_conflict, or
+    # several joined with '+'
     style: str = "flat"
     test_style: str | None = None  # draw val/test in another style: a controlled domain shift
+    # class_texture: the share of shapes filled with their own class's texture (the rest: another
+    # class's texture, a stylised image); 1: texture predicts the class as well as shape does
+    own_texture_share: float = fraction(1.0, closed=True)
     per_class: int = positive(200)
     # fake (torchvision FakeData)
     num_classes: int = positive(10)
@@ -67,6 +82,11 @@ class DataSpec:
         """Rules across fields, run by check_fields after each field's own."""
         if self.name == "imagefolder" and not self.root:
             raise KtaError("data.root must be set for data=imagefolder, e.g. data.root=<folder>")
+        if self.name == "shapes":
+            for key in ("style", "test_style"):
+                for part in (getattr(self, key) or "flat").split("+"):
+                    if part not in SHAPE_STYLES:
+                        raise KtaError(did_you_mean(part, SHAPE_STYLES, what=f"data.{key}"))
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint keeps, so later commands preprocess images the same way."""
@@ -86,6 +106,9 @@ class DataBundle:
     test: Any
     class_names: list[str]
     spec: DataSpec
+    # shapes with class textures: split -> the class whose texture fills each image (torch
+    # tensors in the loader's order; -1: none), for the shape-vs-texture scores of kta eval
+    texture_labels: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.class_names) < 2:  # one class: every prediction is right, nothing learns

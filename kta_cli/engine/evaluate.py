@@ -11,22 +11,34 @@ from kta_cli.errors import KtaError
 
 
 @torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module,
+    loader: Any,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, classes) and true classes over a loader, on the CPU, in the loader's order."""
+    model.eval()
+    logits, targets = [], []
+    for batch in loader:
+        images, labels = to_device(batch, device, channels_last=False)
+        logits.append(model(images).float().cpu())
+        targets.append(labels.cpu())
+    if not logits:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(logits), torch.cat(targets)
+
+
 def predict(
     model: torch.nn.Module,
     loader: Any,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Predicted classes, true classes and mean cross-entropy over a loader."""
-    model.eval()
-    predictions, targets, loss_sum = [], [], 0.0
-    for batch in loader:
-        images, labels = to_device(batch, device, channels_last=False)
-        logits = model(images)
-        loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        predictions.append(logits.argmax(dim=1).cpu())
-        targets.append(labels.cpu())
-    predicted, true = torch.cat(predictions), torch.cat(targets)
-    return predicted, true, loss_sum / max(len(true), 1)
+    logits, true = predict_logits(model, loader, device)
+    if len(true) == 0:
+        return true, true, 0.0
+    loss = torch.nn.functional.cross_entropy(logits, true).item()
+    return logits.argmax(dim=1), true, loss
 
 
 def confusion_matrix(predicted: torch.Tensor, true: torch.Tensor, n: int) -> torch.Tensor:
@@ -48,3 +60,28 @@ def checkpoint_data(checkpoint: dict[str, Any], data: dict[str, Any] | None) -> 
     if not saved:
         raise KtaError("the checkpoint does not record its data set; pass data=<option>")
     return saved
+
+
+def cue_conflict_scores(
+    predicted: torch.Tensor, shape_labels: torch.Tensor, texture_labels: torch.Tensor
+) -> dict[str, float | int | None]:
+    """Shape bias on cue-conflict images (Geirhos et al. 2019).
+
+    Only images whose texture class differs from their shape class count. A prediction is a
+    shape decision (it names the shape), a texture decision (it names the texture) or neither;
+    shape bias = shape decisions / (shape + texture decisions), leaving out the neither ones.
+    Shape and texture accuracy are those decisions' shares of all conflict images.
+    """
+    conflict = (texture_labels >= 0) & (texture_labels != shape_labels)
+    predicted = predicted[conflict]
+    shape = int((predicted == shape_labels[conflict]).sum())
+    texture = int((predicted == texture_labels[conflict]).sum())
+    images = int(conflict.sum())
+    return {
+        "cue_conflict_images": images,
+        "shape_decisions": shape,
+        "texture_decisions": texture,
+        "shape_bias": shape / (shape + texture) if shape + texture else None,
+        "shape_acc": shape / images if images else None,
+        "texture_acc": texture / images if images else None,
+    }

@@ -38,3 +38,50 @@ def save_figure(figure: Any, path: Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def reliability_figure(panels: list[tuple[str, Any, float]]) -> Any:
+    """Reliability diagrams side by side, one per (title, bins, ece): per equal-width confidence
+    bin, a bar at its accuracy, the gap to its mean confidence shaded, and the diagonal of
+    perfect calibration. `bins` is a ReliabilityBins (robustness/calibration.py)."""
+    figure, row = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    for axes, (title, bins, ece) in zip(row[0], panels, strict=True):
+        width = bins.edges[1] - bins.edges[0]
+        used = [b for b, count in enumerate(bins.counts) if count > 0]  # empty bins: no bar
+        left = [bins.edges[b] for b in used]
+        accuracy = [bins.accuracy[b] for b in used]
+        confidence = [bins.confidence[b] for b in used]
+        lows = [min(a, c) for a, c in zip(accuracy, confidence, strict=True)]
+        gaps = [abs(a - c) for a, c in zip(accuracy, confidence, strict=True)]
+        axes.bar(
+            left,
+            accuracy,
+            width,
+            align="edge",
+            color="tab:blue",
+            edgecolor="black",
+            label="accuracy",
+        )
+        axes.bar(
+            left,
+            gaps,
+            width,
+            bottom=lows,
+            align="edge",
+            color="tab:red",
+            alpha=0.3,
+            edgecolor="tab:red",
+            hatch="//",
+            label="gap to confidence",
+        )
+        axes.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+        axes.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="confidence (top-class probability)",
+            ylabel="accuracy",
+            title=f"{title}: ECE {100 * ece:.2f} %",
+        )
+        axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -57,6 +57,12 @@ class TrainSchema:
 
 
 @dataclass
+class EvalSettings:
+    bins: int = positive(15)  # equal-width confidence bins: the ECE and the reliability diagram
+    temperature_scaling: bool = True  # fit one temperature on the val split; scores before/after
+
+
+@dataclass
 class EvalSchema:
     data: DataSpec | None = None  # null: the checkpoint's own data set and preprocessing
     trainer: TrainerConfig = MISSING
@@ -64,6 +70,7 @@ class EvalSchema:
     ckpt: str = "latest"  # a .ckpt file, a run folder, or latest
     split: str = one_of(*SPLITS)
     seed: int = 0
+    eval: EvalSettings = field(default_factory=EvalSettings)
 
 
 @dataclass
