@@ -21,7 +21,7 @@ def test_simclr_checkpoint_feeds_a_linear_probe(kta):
     assert 0.0 <= metrics["val_knn_acc"] <= 1.0 and "test_knn_acc" in metrics
     assert metrics["best_val_knn_acc"] == metrics["val_knn_acc"]  # the default monitor
     assert 0.0 <= metrics["linear_eval_acc"] <= 1.0
-    assert "train_contrast_acc" in metrics or "train_loss" in metrics
+    assert metrics["train_loss"] > 0
     best = load_checkpoint(pretrained.run_dir() / "best.ckpt")
     assert best["model_args"]["name"] == "test_resnet"
     assert not any(key.startswith("projector") for key in best["model"])  # the backbone only
