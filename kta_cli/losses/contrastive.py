@@ -18,15 +18,20 @@ import torch.nn.functional as F
 
 
 def gather_with_grad(embeddings: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(every process's embeddings in rank order, this rank's offset into them). The backward of
-    torch.distributed.nn's all_gather sums each rank's gradient back to its owner, so the
+    """(every process's embeddings in rank order, this rank's offset into them). The backward
+    of the gather sums each rank's gradient back to its owner (a reduce-scatter), so the
     gradient DDP averages is that of the global-batch loss."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return embeddings, 0
-    from torch.distributed.nn.functional import all_gather
+    offset = dist.get_rank() * len(embeddings)
+    from torch.distributed import _functional_collectives as funcol
 
-    parts = all_gather(embeddings)
-    return torch.cat(parts), dist.get_rank() * len(embeddings)
+    if hasattr(funcol, "all_gather_single"):  # torch >= 2.14: autograd-aware, not deprecated
+        gathered = funcol.all_gather_single(embeddings, 0, dist.group.WORLD)
+        return funcol.wait_tensor(gathered), offset
+    from torch.distributed.nn.functional import all_gather  # deprecated in torch 2.14
+
+    return torch.cat(all_gather(embeddings)), offset
 
 
 def nt_xent_logits(
