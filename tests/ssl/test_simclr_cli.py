@@ -4,6 +4,7 @@ resume, and a data set too small for the batch refused in one line."""
 import json
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from kta_cli.engine.checkpoint import load_checkpoint
 from tests.conftest import TINY
@@ -14,8 +15,14 @@ SIMCLR = [*TINY, "task=simclr", "data.train_per_class=4", "data.batch_size=16"]
 
 
 def test_simclr_checkpoint_feeds_a_linear_probe(kta):
-    pretrained = kta("train", *SIMCLR, "task.linear_eval=true", "task.knn_k=5")
+    pretrained = kta(
+        "train", *SIMCLR, "task.linear_eval=true", "task.knn_k=5", "logger=tensorboard"
+    )
     assert pretrained.code == 0, pretrained.err
+    events = EventAccumulator(str(pretrained.run_dir()))
+    events.Reload()
+    for tag in ("val/knn_acc", "train/loss", "train/contrast_acc", "train/positive_cos"):
+        assert tag in events.Tags()["scalars"], tag
     metrics = pretrained.metrics()
     assert metrics["steps"] == 3
     assert 0.0 <= metrics["val_knn_acc"] <= 1.0 and "test_knn_acc" in metrics
