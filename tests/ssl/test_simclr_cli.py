@@ -70,3 +70,14 @@ def test_data_too_small_for_the_batch_is_one_line(kta):
     assert result.code == 2
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "data.batch_size=64" in lines[0] and "40 images" in lines[0]
+
+
+def test_bad_simclr_options_are_one_line(kta):
+    for option, expected in [
+        ("task.temperature=0", "task.temperature must be > 0"),
+        ("task.crop_scale=[0.9,0.1]", "task.crop_scale must be [low, high]"),
+        ("task.blur_p=1.5", "task.blur_p must be in [0, 1]"),
+    ]:
+        result = kta("train", *SIMCLR, option)
+        assert result.code == 2, option
+        assert len(result.err.strip().splitlines()) == 1 and expected in result.err, result.err
