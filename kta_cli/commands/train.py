@@ -20,6 +20,7 @@ from kta_cli.engine.runtime import Runtime, run_in_runtime, shared_run_dir
 from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
 from kta_cli.engine.tasks import ClassificationTask
+from kta_cli.errors import KtaError
 from kta_cli.loading import build_model
 from kta_cli.report.run_folder import config_as_dict
 from kta_cli.schema.store import section
@@ -45,6 +46,10 @@ def strategy_name() -> str:
 
 def is_multitask(cfg: DictConfig) -> bool:
     return cfg.get("task", {}).get("name", "classify") == "multitask"
+
+
+def is_simclr(cfg: DictConfig) -> bool:
+    return cfg.get("task", {}).get("name", "classify") == "simclr"
 
 
 def build_task_data(cfg: DictConfig, spec: DataSpec, runtime: Runtime) -> DataBundle:
@@ -74,8 +79,14 @@ def build_task(cfg: DictConfig, model: torch.nn.Module, data: DataBundle) -> tor
 
 
 def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
+    trainer = section(cfg, "trainer")
+    if is_simclr(cfg):
+        from kta_cli.ssl.setup import monitor_for_simclr
+
+        stopping = trainer["early_stopping"]
+        stopping["monitor"] = monitor_for_simclr(stopping["monitor"])
     settings = RunSettings.from_sections(
-        section(cfg, "trainer"),
+        trainer,
         section(cfg, "optim"),
         section(cfg, "sched"),
         device=runtime.device,
@@ -106,7 +117,16 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     model.to(runtime.device)
     if settings.loop.channels_last:
         model.to(memory_format=torch.channels_last)
-    task = build_task(cfg, model, data)
+    if is_simclr(cfg):
+        from kta_cli.ssl.setup import SimCLRSettings, build_simclr, projector_group
+
+        if plan.cache_features:
+            raise KtaError("task=simclr trains the backbone; drop strategy.cache_features=true")
+        simclr = SimCLRSettings.from_section(section(cfg, "task"))
+        task, data = build_simclr(model, data, simclr, world_size=runtime.world_size)
+        plan.param_groups.append(projector_group(task, cfg.strategy.lr))
+    else:
+        task = build_task(cfg, model, data)
     if plan.cache_features:
         data = cached_feature_data(model, data, runtime.device)
         task.model = HeadOnly(model)
@@ -135,6 +155,10 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
         resumed=resumed,
         epoch_hooks=[*plan.epoch_hooks, trainable_reporter(model, training.tensorboard)],
     )
+    if is_simclr(cfg) and simclr.linear_eval:
+        from kta_cli.ssl.setup import final_linear_eval
+
+        metrics.update(final_linear_eval(data, model))
     training.finish(
         metrics,
         hparams=hparams_of(cfg),

@@ -106,6 +106,31 @@ class TaskConfig:
 
 
 @dataclass
+class SimCLRConfig(TaskConfig):
+    """task=simclr: self-supervised pretraining (Chen et al. 2020); kta_cli/ssl/."""
+
+    name: str = one_of("simclr")
+    temperature: float = positive(0.5)  # NT-Xent temperature
+    proj_hidden: int | None = positive(None)  # projection MLP width; null: the feature width
+    proj_dim: int = positive(128)  # the projection's output (where the loss is taken)
+    crop_scale: list[float] = ruled([0.08, 1.0], ("in (0, 1]", lambda v: 0 < v <= 1), each=True)
+    hflip: float = fraction(0.5, closed=True)  # probability of a horizontal flip
+    jitter: float = non_negative(1.0)  # colour strength s: 0.8 s brightness/contrast/sat, 0.2 s hue
+    jitter_p: float = fraction(0.8, closed=True)
+    grayscale_p: float = fraction(0.2, closed=True)
+    blur_p: float = fraction(0.5, closed=True)
+    knn_k: int = positive(200)  # kNN monitor: neighbours that vote
+    knn_temperature: float = positive(0.07)  # vote weight exp(cosine / T), Wu et al. 2018
+    linear_eval: bool = False  # logistic regression on frozen features after training
+
+    def check(self) -> None:
+        if len(self.crop_scale) != 2 or self.crop_scale[0] > self.crop_scale[1]:
+            raise KtaError(
+                f"task.crop_scale must be [low, high] with low <= high, got {self.crop_scale}"
+            )
+
+
+@dataclass
 class ImportanceConfig:
     """How kta prune ranks channels or weights; `criterion` is a torch_pruning importance."""
 

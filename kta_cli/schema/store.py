@@ -34,7 +34,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "sched": {"sched_schema": groups.SchedConfig},
     "trainer": {"trainer_schema": groups.TrainerConfig},
     "logger": {"logger_schema": groups.LoggerConfig},
-    "task": {"task_schema": groups.TaskConfig},
+    "task": {"task_schema": groups.TaskConfig, "simclr_task_schema": groups.SimCLRConfig},
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
 }

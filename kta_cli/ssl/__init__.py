@@ -1,0 +1,1 @@
+"""Self-supervised pretraining: SimCLR's views, task, kNN monitor and linear evaluation."""
