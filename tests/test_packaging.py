@@ -49,3 +49,21 @@ def test_wheel_install_finds_its_configs(tmp_path: Path):
     module_file, configs, *config_text = result.stdout.splitlines()
     assert module_file.startswith(str(site)) and configs == str(site / "kta_cli" / "configs")
     assert "name: resnet18" in "\n".join(config_text)
+
+
+def test_every_package_of_the_source_tree_is_listed_for_the_wheel():
+    """pyproject lists packages by hand (configs/ is mapped into kta_cli.configs), so a new
+    package left off the list would be missing from an installed kta."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(folder.relative_to(REPO).parts)
+        for folder in (REPO / "kta_cli").rglob("*")
+        if folder.is_dir() and any(folder.glob("*.py")) and "__pycache__" not in folder.parts
+    } | {"kta_cli"}
+    assert on_disk - listed == set()
+    for package in on_disk:
+        assert (REPO / package.replace(".", "/") / "__init__.py").is_file(), package
