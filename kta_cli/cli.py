@@ -283,11 +283,24 @@ def main(argv: list[str] | None = None) -> None:
         print("kta: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
+        exit_if_stopped(command, error)
         if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":
             raise
         message = unknown_key_message(command, args, error) or one_line(error)
         print(f"kta {command}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def exit_if_stopped(command: str, error: BaseException) -> None:
+    """A run stopped by Ctrl-C, SIGTERM or SIGUSR1 that no run_in_runtime reported (prune's and
+    quantize's fine-tuning): the same line and exit code (75, or 130 for Ctrl-C)."""
+    if "kta_cli.engine.stopping" not in sys.modules:  # nothing trained: torch is not even loaded
+        return
+    from kta_cli.engine.runtime import exit_stopped
+    from kta_cli.engine.stopping import Interrupted
+
+    if isinstance(error, Interrupted):
+        exit_stopped(command, error, print_line=os.environ.get("RANK", "0") == "0")
 
 
 def is_user_error(error: BaseException) -> bool:
