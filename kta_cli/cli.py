@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
         exit_if_stopped(command, error)
+        error = disk_full_as_user_error(error)
         if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":
             raise
         message = unknown_key_message(command, args, error) or one_line(error)
@@ -301,6 +302,20 @@ def exit_if_stopped(command: str, error: BaseException) -> None:
 
     if isinstance(error, Interrupted):
         exit_stopped(command, error, print_line=os.environ.get("RANK", "0") == "0")
+
+
+def disk_full_as_user_error(error: Exception) -> Exception:
+    """kta's writers say which file a full disk refused (a KtaError); Hydra's first writes of
+    the run folder (.hydra/, the log) do not, and get this line."""
+    from kta_cli.errors import KtaError
+    from kta_cli.report.run_folder import is_disk_full
+
+    if isinstance(error, KtaError) or not is_disk_full(error):
+        return error
+    return KtaError(
+        f"no space left on device: could not write the new run folder under ./outputs "
+        f"({error}); nothing was trained; free some space and run it again"
+    )
 
 
 def is_user_error(error: BaseException) -> bool:

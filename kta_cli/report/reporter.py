@@ -102,6 +102,7 @@ class TensorBoard:
     def close(self) -> None:
         if self.writer is not None:
             with self.disk_full():
+                self.writer.flush()  # raises what the writer thread met; close() would not
                 self.writer.close()
 
 

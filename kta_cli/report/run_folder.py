@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
+import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +26,25 @@ def current_run_dir() -> Path:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    stop_when_the_log_file_fills(run_dir)
     return run_dir
+
+
+def stop_when_the_log_file_fills(run_dir: Path) -> None:
+    """Python's logging prints a traceback for every record a full disk refuses and goes on;
+    the run's log file (Hydra's <command>.log) stops the run with disk_full_error instead."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and not hasattr(handler, "kta_run_dir"):
+            handler.kta_run_dir = run_dir  # type: ignore[attr-defined]
+            handler.handleError = functools.partial(_log_write_failed, handler)  # type: ignore
+
+
+def _log_write_failed(handler: logging.FileHandler, record: logging.LogRecord) -> None:
+    error = sys.exc_info()[1]
+    if not is_disk_full(error):
+        return logging.FileHandler.handleError(handler, record)
+    needed = len(handler.format(record)) + 1
+    raise disk_full_error(handler.baseFilename, needed, handler.kta_run_dir) from error  # type: ignore
 
 
 # A full quota reads to the user like a full disk, and needs the same words.
