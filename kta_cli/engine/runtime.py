@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
+from rich.markup import escape
 
 from kta_cli.engine.stopping import Interrupted
 from kta_cli.errors import KtaError
@@ -109,5 +110,5 @@ def exit_stopped(command: str, stop: Interrupted, print_line: bool = True) -> No
     else:
         hint = f"kta {command} keeps no checkpoint while it trains; run the command again"
     if print_line:
-        console.print(f"[yellow]{stop}[/yellow]: {hint}", soft_wrap=True)
+        console.print(f"[yellow]{stop}[/yellow]: {escape(hint)}", soft_wrap=True)
     sys.exit(stop.exit_code)
