@@ -254,6 +254,7 @@ def run_command(command: str, args: list[str]) -> None:
             validate(cfg)  # every range rule, before any work
             return importlib.import_module(COMMANDS[command][0]).run(cfg)
         except Exception as error:  # raised below, past Hydra's own error printing
+            exit_if_stopped(command, error)  # now: a sweep must not start its next run
             failures.append(error)
             return None
 
@@ -283,7 +284,6 @@ def main(argv: list[str] | None = None) -> None:
         print("kta: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
-        exit_if_stopped(command, error)
         error = disk_full_as_user_error(error)
         if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":
             raise
