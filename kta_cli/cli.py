@@ -256,6 +256,7 @@ def run_command(command: str, args: list[str]) -> None:
             validate(cfg)  # every range rule, before any work
             return importlib.import_module(COMMANDS[command][0]).run(cfg)
         except Exception as error:  # raised below, past Hydra's own error printing
+            exit_if_stopped(command, error)  # now: a sweep must not start its next run
             failures.append(error)
             return None
 
@@ -285,11 +286,38 @@ def main(argv: list[str] | None = None) -> None:
         print("kta: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
+        error = disk_full_as_user_error(error)
         if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":
             raise
         message = unknown_key_message(command, args, error) or one_line(error)
         print(f"kta {command}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def exit_if_stopped(command: str, error: BaseException) -> None:
+    """A run stopped by Ctrl-C, SIGTERM or SIGUSR1 that no run_in_runtime reported (prune's and
+    quantize's fine-tuning): the same line and exit code (75, or 130 for Ctrl-C)."""
+    if "kta_cli.engine.stopping" not in sys.modules:  # nothing trained: torch is not even loaded
+        return
+    from kta_cli.engine.runtime import exit_stopped
+    from kta_cli.engine.stopping import Interrupted
+
+    if isinstance(error, Interrupted):
+        exit_stopped(command, error, print_line=os.environ.get("RANK", "0") == "0")
+
+
+def disk_full_as_user_error(error: Exception) -> Exception:
+    """kta's writers say which file a full disk refused (a KtaError); Hydra's first writes of
+    the run folder (.hydra/, the log) do not, and get this line."""
+    from kta_cli.errors import KtaError
+    from kta_cli.report.run_folder import is_disk_full
+
+    if isinstance(error, KtaError) or not is_disk_full(error):
+        return error
+    return KtaError(
+        f"no space left on device: could not write the new run folder under ./outputs "
+        f"({error}); nothing was trained; free some space and run it again"
+    )
 
 
 def is_user_error(error: BaseException) -> bool:

@@ -23,31 +23,54 @@ import torch
 
 from kta_cli import __version__
 from kta_cli.errors import KtaError
+from kta_cli.report.run_folder import disk_full_reported
 
 FORMAT = "kta-checkpoint"
 FORMAT_VERSION = 1
 
 
+class _ByteCounter:
+    """A file that keeps only the count of bytes written: the size a checkpoint needs."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def serialized_size(payload: dict[str, Any]) -> int:
+    counter = _ByteCounter()
+    torch.save(payload, counter)
+    return counter.size
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write atomically: a temporary file in the same folder, then os.replace."""
+    """Write atomically: a temporary file in the same folder, then os.replace. A full disk is
+    one KtaError naming the file and its size; the file it would have replaced stays."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kta_version": __version__,
         **payload,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with disk_full_reported(path, lambda: serialized_size(payload)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
     return path
 
 

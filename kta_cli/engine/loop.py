@@ -1,7 +1,8 @@
 """The one training loop every kind of training runs (supervised, distillation, multi-task, ...).
 
 What differs between them is the task (see tasks.py). The loop owns the order of events, mixed
-precision, gradient clipping, early stopping, best/last checkpoints and exact resume.
+precision, gradient clipping, early stopping, best/last checkpoints, exact resume, and stopping
+on request: Ctrl-C, and SIGTERM / SIGUSR1 (schedulers: preemption, a coming time limit).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import torch
 from torch import nn
 
 from kta_cli.engine.state import capture_rng, capture_torch_rng, restore_rng
+from kta_cli.engine.stopping import (
+    STOP_SIGNALS,
+    Interrupted,
+    stop_requested,
+    stopping_on_signals,
+)
 from kta_cli.errors import KtaError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -81,10 +88,6 @@ def load_task_state(task: nn.Module, saved: dict[str, torch.Tensor]) -> None:
             f"the checkpoint's task state does not fit this task (missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}); resume with the task settings it was trained with"
         )
-
-
-class Interrupted(Exception):
-    """Ctrl-C during training; a resumable last.ckpt has been written."""
 
 
 def to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
@@ -205,20 +208,40 @@ class Trainer:
     def fit(self, train_loader: Any, val_loader: Any) -> LoopState:
         self.reporter.on_fit_start(self, len(train_loader))
         try:
-            while self.state.epoch < self.settings.epochs and not self.state.stopped_early:
-                self.task.train()  # before the hooks, so a hook may put parts in eval mode
-                for hook in self.epoch_hooks:
-                    hook(self.state.epoch, self)
-                self._wrap_for_trainable_set()  # a hook may have (un)frozen parameters
-                if self._train_epoch(train_loader):
-                    return self.state  # max_steps reached; last.ckpt is resumable
-                self._end_epoch(val_loader)
+            with stopping_on_signals():
+                self._fit_epochs(train_loader, val_loader)
         except KeyboardInterrupt:
             self.save("last", self.train_state())
-            raise Interrupted() from None
+            raise Interrupted("Ctrl-C", epoch=self.state.epoch, step=self.state.step) from None
         finally:
             self.reporter.on_fit_end(self)
         return self.state
+
+    def _fit_epochs(self, train_loader: Any, val_loader: Any) -> None:
+        while self.state.epoch < self.settings.epochs and not self.state.stopped_early:
+            self._stop_if_asked()
+            self.task.train()  # before the hooks, so a hook may put parts in eval mode
+            for hook in self.epoch_hooks:
+                hook(self.state.epoch, self)
+            self._wrap_for_trainable_set()  # a hook may have (un)frozen parameters
+            if self._train_epoch(train_loader):
+                return  # max_steps reached; last.ckpt is resumable
+            self._end_epoch(val_loader)
+
+    def _stop_if_asked(self) -> None:
+        """At a step boundary: after a stop signal, save a resumable last.ckpt and stop. Under
+        torchrun every rank stops at the same step: the ranks agree on it (one tiny all-reduce
+        a step), since a signal reaches each rank at its own moment."""
+        reason = stop_requested()
+        if self.distributed:
+            names = [number.name for number in STOP_SIGNALS]
+            asked = torch.tensor([names.index(reason) + 1 if reason else 0], device=self.device)
+            torch.distributed.all_reduce(asked, op=torch.distributed.ReduceOp.MAX)
+            reason = names[int(asked.item()) - 1] if int(asked.item()) else None
+        if reason is None:
+            return
+        self.save("last", self.train_state())
+        raise Interrupted(reason, epoch=self.state.epoch, step=self.state.step)
 
     def _train_epoch(self, loader: Any) -> bool:
         """One epoch from state.batch_in_epoch on; True when max_steps stopped it."""
@@ -247,6 +270,7 @@ class Trainer:
             if self.settings.max_steps is not None and state.step >= self.settings.max_steps:
                 self.save("last", self.train_state())
                 return True
+            self._stop_if_asked()
         return False
 
     def _step(self, batch: Any) -> dict[str, Any]:

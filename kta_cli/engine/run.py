@@ -32,6 +32,7 @@ from kta_cli.engine.loop import Trainer, evaluate
 from kta_cli.engine.optim import build_optimizer, build_scheduler
 from kta_cli.engine.runtime import Runtime, barrier
 from kta_cli.engine.settings import RunSettings
+from kta_cli.engine.stopping import Interrupted
 from kta_cli.errors import KtaError
 from kta_cli.report.reporter import TensorBoard, TrainingReporter, console, print_table
 from kta_cli.report.run_folder import mark_latest, write_metrics
@@ -63,15 +64,32 @@ def checkpoint_metadata(
 
 
 def resume_path(spec: str | None, command: str = "train") -> Path | None:
-    """trainer.resume: a last.ckpt, a run folder, or `auto` (the command's latest last.ckpt)."""
+    """trainer.resume: a last.ckpt, a run folder, or `auto` (the command's newest last.ckpt)."""
     if not spec:
         return None
-    folder = Path(f"outputs/{command}/latest") if spec == "auto" else Path(spec)
+    if spec == "auto":
+        return newest_last_checkpoint(Path("outputs") / command)
+    folder = Path(spec)
     if folder.is_dir():
         if not (folder / "last.ckpt").is_file():
             raise KtaError(f"nothing to resume: no last.ckpt in {folder}")
         return folder / "last.ckpt"
     return resolve_checkpoint(folder)
+
+
+def newest_last_checkpoint(command_dir: Path) -> Path:
+    """The last.ckpt written most recently under outputs/<command>: a run stopped by a signal
+    or Ctrl-C does not move the `latest` pointers (its weights are not final), yet it is the
+    one to continue; sweep runs sit one folder deeper."""
+    found = [
+        path
+        for pattern in ("*/last.ckpt", "*/*/last.ckpt")
+        for path in command_dir.glob(pattern)
+        if not path.is_symlink()  # the `latest` pointers' links
+    ]
+    if not found:
+        raise KtaError(f"trainer.resume=auto, but no last.ckpt under ./{command_dir} to resume")
+    return max(found, key=lambda path: path.stat().st_mtime_ns).resolve()
 
 
 def load_resumable(path: Path, command: str | None = None) -> dict[str, Any]:
@@ -222,7 +240,12 @@ class TrainingRun:
         if self.run_dir is not None and self.runtime.is_main:
             log_run_start(self.run_dir, model, trainer.optimizer, self.start_lrs)
         started = time.perf_counter()
-        trainer.fit(train, val)
+        try:
+            trainer.fit(train, val)
+        except Interrupted as stop:  # the loop saved last.ckpt through `save`, if it writes one
+            if self.run_dir is not None and (self.run_dir / "last.ckpt").is_file():
+                stop.checkpoint = self.run_dir / "last.ckpt"
+            raise
         barrier(self.runtime)
         if best_path is None and self.run_dir is not None:
             best_path = self.run_dir / "best.ckpt"

@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
+from rich.markup import escape
 
-from kta_cli.engine.loop import Interrupted
+from kta_cli.engine.stopping import Interrupted
 from kta_cli.errors import KtaError
 from kta_cli.report.reporter import console
 from kta_cli.report.run_folder import current_run_dir
@@ -85,16 +86,29 @@ def shared_run_dir(runtime: Runtime) -> Path:
 def run_in_runtime(
     command: str, *, device: str, threads: int | None, body: Callable[[Runtime], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Run a training command inside its runtime (process group under torchrun); Ctrl-C ends
-    it with the resume hint and exit code 130."""
+    """Run a training command inside its runtime (process group under torchrun). Stopped on
+    request (Ctrl-C, SIGTERM, SIGUSR1: see engine/stopping.py), it prints how to resume and
+    exits 130 (Ctrl-C) or 75 (a signal)."""
     runtime = start_runtime(device, threads)
     try:
         return body(runtime)
-    except Interrupted:
-        console.print(
-            "[yellow]interrupted[/yellow]: last.ckpt saved; continue with "
-            f"kta {command} trainer.resume=auto (or the run folder)"
-        )
-        sys.exit(130)
+    except Interrupted as stop:
+        exit_stopped(command, stop, print_line=runtime.is_main)
     finally:
         stop_runtime(runtime)
+
+
+def exit_stopped(command: str, stop: Interrupted, print_line: bool = True) -> NoReturn:
+    """One line saying where the run stopped and how to go on, then the stop's exit code. Also
+    the dispatcher's, for commands that train without a run folder (prune's fine-tuning)."""
+    if stop.checkpoint is not None:
+        hint = (
+            f"last.ckpt saved in {stop.checkpoint.parent}; continue with "
+            f"`kta {command} trainer.resume=auto` (same settings, same working directory) "
+            f"or trainer.resume={stop.checkpoint.parent}"
+        )
+    else:
+        hint = f"kta {command} keeps no checkpoint while it trains; run the command again"
+    if print_line:
+        console.print(f"[yellow]{stop}[/yellow]: {escape(hint)}", soft_wrap=True)
+    sys.exit(stop.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+
+from kta_cli.report.run_folder import disk_full_reported  # noqa: E402
 
 
 def confusion_figure(confusion: torch.Tensor, class_names: list[str]) -> Any:
@@ -35,9 +38,22 @@ def confusion_figure(confusion: torch.Tensor, class_names: list[str]) -> Any:
 
 
 def save_figure(figure: Any, path: Path) -> Path:
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    """A PNG beside the run's other files; a full disk is one KtaError (see run_folder.py)."""
+    try:
+        with disk_full_reported(path, lambda: png_size(figure)):
+            figure.savefig(path, dpi=120)
+    except BaseException:
+        path.unlink(missing_ok=True)  # matplotlib leaves a truncated PNG behind
+        raise
+    finally:
+        plt.close(figure)
     return path
+
+
+def png_size(figure: Any) -> int:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    return len(buffer.getvalue())
 
 
 def reliability_figure(panels: list[tuple[str, Any, float]]) -> Any:

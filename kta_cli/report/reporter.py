@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,34 +19,76 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from kta_cli.errors import KtaError
+from kta_cli.report.run_folder import disk_full_reported, is_disk_full
+
 console = Console(stderr=False)
 
 
+def quiet_disk_full_in_writer_threads() -> None:
+    """TensorBoard writes from a thread that prints its own traceback when the disk fills, then
+    hands the error to the next call, which TensorBoard below reports in one line: keep only
+    that line."""
+    previous = threading.excepthook
+    if getattr(previous, "kta_quiet", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not is_disk_full(args.exc_value):
+            previous(args)
+
+    hook.kta_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class TensorBoard:
-    """A SummaryWriter, or nothing at all when logging is off (same calls either way)."""
+    """A SummaryWriter, or nothing at all when logging is off (same calls either way).
+
+    A full disk is one KtaError (see run_folder.disk_full_error); the writer is dropped then, so
+    closing it at the end does not report it twice."""
 
     def __init__(self, log_dir: Path | None) -> None:
         self.writer = None
+        self.log_dir = log_dir
         if log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(log_dir))
+            quiet_disk_full_in_writer_threads()
+            with self.disk_full():
+                self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    @contextlib.contextmanager
+    def disk_full(self) -> Any:
+        assert self.log_dir is not None
+        try:
+            with disk_full_reported(
+                self.log_dir,
+                lambda: "records of a few kB",
+                what=f"TensorBoard events in {self.log_dir}",
+            ):
+                yield
+        except KtaError:
+            self.writer = None  # broken: TensorBoard would raise the same error again
+            raise
 
     def scalars(self, values: dict[str, float], step: int, prefix: str = "") -> None:
         if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(f"{prefix}{key}", value, step)
+            with self.disk_full():
+                for key, value in values.items():
+                    self.writer.add_scalar(f"{prefix}{key}", value, step)
 
     def images(self, tag: str, images: Any, step: int = 0) -> None:
         if self.writer is not None:
             from torchvision.utils import make_grid
 
             grid = make_grid(images[:64].float(), nrow=8, normalize=True, scale_each=True)
-            self.writer.add_image(tag, grid, step)
+            with self.disk_full():
+                self.writer.add_image(tag, grid, step)
 
     def figure(self, tag: str, figure: Any, step: int = 0) -> None:
         if self.writer is not None:
-            self.writer.add_figure(tag, figure, step)
+            with self.disk_full():
+                self.writer.add_figure(tag, figure, step)
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         if self.writer is not None:
@@ -52,11 +96,14 @@ class TensorBoard:
                 k: v if isinstance(v, (int, float, str, bool)) else str(v)
                 for k, v in hparams.items()
             }
-            self.writer.add_hparams(plain, metrics, run_name=".")
+            with self.disk_full():
+                self.writer.add_hparams(plain, metrics, run_name=".")
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            with self.disk_full():
+                self.writer.flush()  # raises what the writer thread met; close() would not
+                self.writer.close()
 
 
 class TrainingReporter:

@@ -1,14 +1,23 @@
-"""The run folder every command writes: where it is, metrics.json, and the `latest` pointers."""
+"""The run folder every command writes: where it is, metrics.json, the `latest` pointers, and
+the one-line error a full disk gives."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import json
+import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from kta_cli.errors import KtaError
 
 
 def current_run_dir() -> Path:
@@ -17,14 +26,99 @@ def current_run_dir() -> Path:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    stop_when_the_log_file_fills(run_dir)
     return run_dir
 
 
+def stop_when_the_log_file_fills(run_dir: Path) -> None:
+    """Python's logging prints a traceback for every record a full disk refuses and goes on;
+    the run's log file (Hydra's <command>.log) stops the run with disk_full_error instead."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and not hasattr(handler, "kta_run_dir"):
+            handler.kta_run_dir = run_dir  # type: ignore[attr-defined]
+            handler.handleError = functools.partial(_log_write_failed, handler)  # type: ignore
+
+
+def _log_write_failed(handler: logging.FileHandler, record: logging.LogRecord) -> None:
+    error = sys.exc_info()[1]
+    if not is_disk_full(error):
+        return logging.FileHandler.handleError(handler, record)
+    needed = len(handler.format(record)) + 1
+    raise disk_full_error(handler.baseFilename, needed, handler.kta_run_dir) from error  # type: ignore
+
+
+# A full quota reads to the user like a full disk, and needs the same words.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain: torch's serializer raises a RuntimeError whose context is
+    the OSError, TensorBoard's writer thread hands its OSError on to the next call."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def disk_full_error(what: str, needed: int | str | None, run_dir: Path) -> KtaError:
+    """One line: what could not be written, how big it was, what free space there is, and that
+    the checkpoints written before are intact (every write is atomic: the old file stays)."""
+    try:
+        free = f", {human_size(shutil.disk_usage(run_dir).free)} free"
+    except OSError:
+        free = ""
+    size = f"{human_size(needed)} needed" if isinstance(needed, int) else (needed or "")
+    kept = sorted(p.name for p in run_dir.glob("*.ckpt")) if run_dir.is_dir() else []
+    intact = (
+        f"the checkpoints written before ({', '.join(kept)}) are intact"
+        if kept
+        else "no checkpoint had been written there yet, nothing earlier was changed"
+    )
+    return KtaError(
+        f"no space left on device: could not write {what} ({size}{free}); {intact}; "
+        "the run stopped (free some space and run it again)"
+    )
+
+
+@contextlib.contextmanager
+def disk_full_reported(
+    path: Path,
+    needed: Callable[[], int | str | None],
+    run_dir: Path | None = None,
+    what: str | None = None,
+) -> Iterator[None]:
+    """Turn a full disk while writing `path` into disk_full_error; `needed()` (asked only then)
+    gives the size of what was being written; `run_dir` holds the checkpoints (path's folder)."""
+    try:
+        yield
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        raise disk_full_error(what or str(path), needed(), run_dir or path.parent) from error
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp_name, path)
+    data = text.encode()
+    with disk_full_reported(path, lambda: len(data)):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)  # a half-written file is never left behind
+            raise
 
 
 def _plain(value: Any) -> Any:
