@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kta_cli.commands.explain",
         "saliency, Grad-CAM, IG, occlusion, SHAP; faithfulness",
     ),
+    "attack": ("kta_cli.commands.attack", "FGSM / PGD / noise robustness curves; compare models"),
 }
 
 # Groups whose value may also be any timm model name without a YAML file of that name.

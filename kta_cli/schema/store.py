@@ -24,6 +24,7 @@ from kta_cli.schema.commands import (
     TrainSchema,
 )
 from kta_cli.schema.explain import ExplainSchema
+from kta_cli.schema.robustness import AdversarialTaskConfig, AttackSchema
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"data_schema": DataSpec},
@@ -33,7 +34,10 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "sched": {"sched_schema": groups.SchedConfig},
     "trainer": {"trainer_schema": groups.TrainerConfig},
     "logger": {"logger_schema": groups.LoggerConfig},
-    "task": {"task_schema": groups.TaskConfig},
+    "task": {
+        "task_schema": groups.TaskConfig,
+        "adversarial_task_schema": AdversarialTaskConfig,
+    },
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
 }
@@ -44,6 +48,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "prune": PruneSchema,
     "quantize": QuantizeSchema,
     "explain": ExplainSchema,
+    "attack": AttackSchema,
 }
 _registered = False
 
