@@ -135,7 +135,7 @@ class TrainingReporter:
         parts = [
             f"{k}={v:.4f}"
             for k, v in record.items()
-            if k.startswith(("train_loss", "train_acc", "val_loss", "val_acc"))
+            if k.startswith(("train_loss", "train_acc", "val_loss", "val_acc", "val_robust_acc"))
         ]
         self.progress.console.print(
             f"epoch {epoch}: " + " ".join(parts) + f" ({record['images_per_sec']:.0f} img/s){mark}"

@@ -10,7 +10,7 @@ ball around the clean image, then clipping to [0, 1].
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +20,10 @@ from torch import nn
 from kta_cli.errors import KtaError
 
 METHODS = ("fgsm", "pgd", "pgd_l2")
-L2_DIVISION_EPS = 1e-12  # keeps a zero gradient or a zero perturbation from dividing by zero
+L2_DIVISION_EPS = 1e-12
+Classifier = Callable[
+    [torch.Tensor], torch.Tensor
+]  # [0, 1] images -> logits  # keeps a zero gradient or a zero perturbation from dividing by zero
 
 
 class PixelModel(nn.Module):
@@ -79,7 +82,7 @@ class Attack:
 
 
 def loss_gradient(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None
+    model: Classifier, images: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None
 ) -> torch.Tensor:
     """d(loss)/d(images) for the attacker's loss: CE of the true label, or minus CE of the
     target (a step up this gradient moves towards the target). Model weights get no gradient."""
@@ -124,7 +127,7 @@ def step(gradient: torch.Tensor, attack: Attack) -> torch.Tensor:
 
 
 def perturb(
-    model: nn.Module,
+    model: Classifier,
     images: torch.Tensor,
     labels: torch.Tensor,
     attack: Attack,
