@@ -109,21 +109,23 @@ def random_start(images: torch.Tensor, attack: Attack) -> torch.Tensor:
 
 
 def project(adversarial: torch.Tensor, images: torch.Tensor, attack: Attack) -> torch.Tensor:
-    """Back into the epsilon ball around `images`, then into [0, 1]."""
-    delta = adversarial - images
+    """Back into the epsilon ball around `images`, then into [0, 1] (in place on the
+    fresh `adversarial` tensor: fewer allocations per step)."""
+    delta = adversarial.sub_(images)
     if attack.method == "pgd_l2":
         norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        delta = delta * torch.clamp(attack.eps / (norms + L2_DIVISION_EPS), max=1.0)
+        delta.mul_(torch.clamp(attack.eps / (norms + L2_DIVISION_EPS), max=1.0))
     else:
-        delta = delta.clamp(-attack.eps, attack.eps)
-    return (images + delta).clamp(0.0, 1.0)
+        delta.clamp_(-attack.eps, attack.eps)
+    return delta.add_(images).clamp_(0.0, 1.0)
 
 
-def step(gradient: torch.Tensor, attack: Attack) -> torch.Tensor:
+def step(adversarial: torch.Tensor, gradient: torch.Tensor, attack: Attack) -> torch.Tensor:
+    """A new tensor: `adversarial` moved up the gradient by the attack's step size."""
     if attack.method == "pgd_l2":
         norms = gradient.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        return attack.alpha * gradient / (norms + L2_DIVISION_EPS)
-    return attack.alpha * gradient.sign()
+        return torch.add(adversarial, gradient / (norms + L2_DIVISION_EPS), alpha=attack.alpha)
+    return torch.add(adversarial, gradient.sign_(), alpha=attack.alpha)
 
 
 def perturb(
@@ -146,5 +148,5 @@ def perturb(
     steps = 1 if attack.method == "fgsm" else attack.steps
     for _ in range(steps):
         gradient = loss_gradient(model, adversarial, labels, target)
-        adversarial = project(adversarial + step(gradient, attack), images, attack).detach()
+        adversarial = project(step(adversarial, gradient, attack), images, attack)
     return adversarial
