@@ -9,7 +9,7 @@ import torch
 
 from kta_cli.cli import main
 from kta_cli.data.datasets import build_data, spec_from_dict
-from kta_cli.engine.checkpoint import load_checkpoint
+from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.engine.evaluate import predict
 from kta_cli.loading import model_from_checkpoint
 from tests.conftest import TINY
@@ -30,7 +30,7 @@ def _train(folder: Path, *extra: str) -> Path:
     previous = os.getcwd()
     os.chdir(folder)
     try:
-        main(["train", *TINY, "data.train_per_class=10", *extra])
+        main(["train", *TINY, *extra])
     finally:
         os.chdir(previous)
     return (folder / "outputs" / "train" / "latest").resolve()
@@ -100,3 +100,33 @@ def test_compare_with_another_class_count_is_refused(kta, trained, tmp_path_fact
     result = kta("attack", f"ckpt={trained}", f"compare={other}", *FAST)
     assert result.code == 2
     assert "has 3 classes" in result.err and "has 10" in result.err
+
+
+QUANTIZE_FAST = [
+    "data=digits",
+    "data.img_size=16",
+    "data.train_per_class=5",
+    "quant.calib_batches=2",
+    "quant.compile=false",
+    "quant.sensitivity=false",
+    "measure.latency=false",
+    "logger=none",
+]
+
+
+def test_int8_program_is_attacked_by_transfer_from_its_float_parent(kta, trained, tmp_path):
+    quantized = kta("quantize", f"ckpt={trained}", *QUANTIZE_FAST)
+    assert quantized.code == 0, quantized.err
+    int8 = quantized.run_dir("quantize") / "model.ckpt"
+    result = kta("attack", f"ckpt={int8}", *FAST, "attack.methods=[fgsm]", "noise.std=[0]")
+    assert result.code == 0, result.err
+    scored = result.metrics("attack")["models"][0]
+    assert scored["label"] == "test_resnet (int8)" and scored["mode"] == "transfer"
+    assert Path(scored["transfer_from"]).resolve() == trained.resolve()
+    assert "transfer" in result.out
+
+    orphan = load_checkpoint(int8)  # the same program with its parent forgotten
+    orphan["parent"] = None
+    save_checkpoint(tmp_path / "orphan.ckpt", orphan)
+    refused = kta("attack", f"ckpt={tmp_path / 'orphan.ckpt'}", *FAST)
+    assert refused.code == 2 and "no float parent" in refused.err
