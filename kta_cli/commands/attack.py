@@ -73,6 +73,8 @@ def load_victims(cfg: DictConfig, device: torch.device) -> tuple[list[Victim], d
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(cfg.seed)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
     device = resolve_device(cfg.trainer.device)
     victims, checkpoint = load_victims(cfg, device)
     override = section(cfg, "data") if cfg.get("data") is not None else None
@@ -113,7 +115,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         tensorboard.figure("attack/accuracy_vs_noise", figure)
         save_figure(figure, run_dir / "accuracy_vs_noise.png")
     if cfg.examples > 0:
-        figure = example_grid(victims[0], images, labels, attacks, class_names, cfg, target)
+        figure = example_grid(
+            victims[0],
+            images,
+            labels,
+            attacks,
+            class_names,
+            rows=cfg.examples,
+            target=target,
+            seed=cfg.seed,
+        )
         if figure is not None:
             tensorboard.figure("attack/examples", figure)
             save_figure(figure, run_dir / "examples.png")

@@ -83,17 +83,19 @@ def example_grid(
     labels: torch.Tensor,
     attacks: dict[str, list[Attack]],
     class_names: list[str],
-    cfg: Any,
+    *,
+    rows: int,
     target: int | None,
+    seed: int,
 ) -> Any:
-    """The strongest attack that ran (the last method at its largest radius) on the first
-    `cfg.examples` images; None when every radius is 0."""
+    """The strongest attack that ran (PGD, else the last method, at its largest radius) on the
+    first `rows` images; None when every radius is 0."""
     method = "pgd" if "pgd" in attacks else list(attacks)[-1]
     attack = max(attacks[method], key=lambda a: a.eps)
     if attack.eps == 0:
         return None
-    batch, batch_labels = images[: cfg.examples], labels[: cfg.examples]
-    torch.manual_seed(cfg.seed)
+    batch, batch_labels = images[:rows], labels[:rows]
+    torch.manual_seed(seed)
     wanted = None if target is None else torch.full_like(batch_labels, target)
     adversarial = perturb(victim.source, batch, batch_labels, attack, wanted)
     before = predict(victim.model, batch, victim.device).softmax(dim=1)
