@@ -29,8 +29,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kta_cli.commands.explain",
         "saliency, Grad-CAM, IG, occlusion, SHAP; faithfulness",
     ),
-    "fewshot": ("kta_cli.commands.fewshot", "N-way K-shot episodes on frozen features (SimpleShot)"),
+    "fewshot": (
+        "kta_cli.commands.fewshot",
+        "N-way K-shot episodes on frozen features (SimpleShot)",
+    ),
     "embed": ("kta_cli.commands.embed", "t-SNE and TensorBoard projector of a feature space"),
+    "attack": ("kta_cli.commands.attack", "FGSM / PGD / noise robustness curves; compare models"),
 }
 
 # Groups whose value may also be any timm model name without a YAML file of that name.

@@ -75,6 +75,23 @@ def build_task(cfg: DictConfig, model: torch.nn.Module, data: DataBundle) -> tor
             weighting=cfg.task.weighting,
             weights=OmegaConf.to_container(weights) if weights else None,
         )
+    if cfg.task.name == "adversarial":
+        from kta_cli.robustness.task import adversarial_task
+        from kta_cli.schema.robustness import parse_eps
+
+        described = data.spec.describe()
+        settings = cfg.task
+        return adversarial_task(
+            model,
+            mean=described["mean"],
+            std=described["std"],
+            attack=settings.attack,
+            eps=parse_eps(settings.eps, "task.eps"),
+            steps=settings.steps,
+            step_size=settings.step_size,
+            val_steps=settings.val_steps,
+            label_smoothing=cfg.loss.label_smoothing,
+        )
     return ClassificationTask(model, cfg.loss.label_smoothing)
 
 
@@ -127,6 +144,11 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
         plan.param_groups.append(projector_group(task, cfg.strategy.lr))
     else:
         task = build_task(cfg, model, data)
+    if plan.cache_features and cfg.task.name == "adversarial":
+        raise KtaError(
+            f"strategy={strategy_name()} trains on cached features, which an input attack "
+            "cannot reach; use strategy=freeze (the same head-only training on images)"
+        )
     if plan.cache_features:
         data = cached_feature_data(model, data, runtime.device)
         task.model = HeadOnly(model)

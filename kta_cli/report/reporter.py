@@ -182,7 +182,9 @@ class TrainingReporter:
         parts = [
             f"{k}={v:.4f}"
             for k, v in record.items()
-            if k.startswith(("train_loss", "train_acc", "val_loss", "val_acc", "val_knn"))
+            if k.startswith(
+                ("train_loss", "train_acc", "val_loss", "val_acc", "val_knn", "val_robust_acc")
+            )
         ]
         self.progress.console.print(
             f"epoch {epoch}: " + " ".join(parts) + f" ({record['images_per_sec']:.0f} img/s){mark}"

@@ -1,0 +1,1 @@
+"""Robustness: adversarial attacks (FGSM, PGD), noise, adversarial training."""

@@ -25,6 +25,7 @@ from kta_cli.schema.commands import (
 )
 from kta_cli.schema.explain import ExplainSchema
 from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
+from kta_cli.schema.robustness import AdversarialTaskConfig, AttackSchema
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"data_schema": DataSpec},
@@ -34,7 +35,11 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "sched": {"sched_schema": groups.SchedConfig},
     "trainer": {"trainer_schema": groups.TrainerConfig},
     "logger": {"logger_schema": groups.LoggerConfig},
-    "task": {"task_schema": groups.TaskConfig, "simclr_task_schema": groups.SimCLRConfig},
+    "task": {
+        "task_schema": groups.TaskConfig,
+        "simclr_task_schema": groups.SimCLRConfig,
+        "adversarial_task_schema": AdversarialTaskConfig,
+    },
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
 }
@@ -47,6 +52,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "explain": ExplainSchema,
     "fewshot": FewshotSchema,
     "embed": EmbedSchema,
+    "attack": AttackSchema,
 }
 _registered = False
 
