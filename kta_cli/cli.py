@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "fewshot": (
         "kta_cli.commands.fewshot",
-        "N-way K-shot episodes on frozen features (SimpleShot)",
+        "N-way K-shot episodes on frozen features",
     ),
     "embed": ("kta_cli.commands.embed", "t-SNE and TensorBoard projector of a feature space"),
     "attack": ("kta_cli.commands.attack", "FGSM / PGD / noise robustness curves; compare models"),
