@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kta_cli.data.datasets import build_data, spec_from_dict
-from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import Usable, float_only, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.errors import KtaError
@@ -95,6 +95,14 @@ def refuse_gradients_on_int8(cfg: DictConfig, checkpoint: dict[str, Any], path: 
         )
 
 
+def usable_for(cfg: DictConfig) -> Usable | None:
+    """What `latest` may be: the newest float model for gradient methods, else any model
+    (occlusion and kernel SHAP only call the model; method=all skips what it cannot run)."""
+    if cfg.method == "all":
+        return None
+    return float_only if any(method_spec(m).gradients for m in method_names_of(cfg)) else None
+
+
 def method_names_of(cfg: DictConfig) -> list[str]:
     return method_names(
         OmegaConf.to_object(cfg.method) if OmegaConf.is_list(cfg.method) else str(cfg.method)
@@ -103,7 +111,7 @@ def method_names_of(cfg: DictConfig) -> list[str]:
 
 def other_explainer(cfg: DictConfig, class_names: list[str]) -> tuple[Explainer, Any]:
     """compare=<checkpoint>: its explainer, for the same classes."""
-    path = resolve_checkpoint(cfg.compare)
+    path = resolve_checkpoint(cfg.compare, usable=usable_for(cfg))
     checkpoint = load_checkpoint(path)
     other_names = checkpoint.get("class_names") or []
     if len(other_names) != len(class_names):
@@ -118,7 +126,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     methods = method_names_of(cfg)
     options = options_from(cfg)
     torch.manual_seed(cfg.seed)
-    path = resolve_checkpoint(str(cfg.ckpt))
+    path = resolve_checkpoint(str(cfg.ckpt), usable=usable_for(cfg))
     checkpoint = load_checkpoint(path)
     refuse_gradients_on_int8(cfg, checkpoint, path)
     classes = checkpoint.get("model_args", {}).get("num_classes", 0)

@@ -24,7 +24,7 @@ from kta_cli.compress.quantize_report import (
 )
 from kta_cli.compress.quantized import QuantizedProgram
 from kta_cli.data.datasets import build_data, spec_from_dict
-from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
@@ -59,7 +59,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     measuring = MeasureSettings(**section(cfg, "measure"))
     torch.set_num_threads(measuring.threads)
     seed_everything(cfg.seed)
-    path = resolve_checkpoint(cfg.ckpt)
+    path = resolve_checkpoint(cfg.ckpt, usable=float_only)  # latest: newest float model
     source = load_checkpoint(path)
     if source.get("model_kind") == "quantized":
         raise KtaError(f"{path} is already quantized; quantize its parent: {source.get('parent')}")
