@@ -66,6 +66,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     float_model = model_from_checkpoint(source).eval()
     values = data_values(cfg, source)
     data = build_data(spec_from_dict(values))
+    classes = source["model_args"]["num_classes"]
+    if len(data.class_names) != classes:  # calibrating and scoring on other classes is noise
+        raise KtaError(
+            f"the checkpoint has {classes} classes, the data {len(data.class_names)}; "
+            "pick data.classes to match (or quantize on the data it was trained on)"
+        )
     name = source["model_args"]["name"]
 
     started = time.perf_counter()
