@@ -24,6 +24,7 @@ from kta_cli.explain.report import (
     FaithfulnessOptions,
     PatternOptions,
     ReportOptions,
+    Stopwatch,
     ViewOptions,
     explain_all,
     explain_report,
@@ -126,16 +127,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     methods = method_names_of(cfg)
     options = options_from(cfg)
     torch.manual_seed(cfg.seed)
-    path = resolve_checkpoint(str(cfg.ckpt), usable=usable_for(cfg))
-    checkpoint = load_checkpoint(path)
-    refuse_gradients_on_int8(cfg, checkpoint, path)
-    classes = checkpoint.get("model_args", {}).get("num_classes", 0)
-    class_names = list(checkpoint.get("class_names") or [str(i) for i in range(classes)])
-    explainer = explainer_of(cfg, checkpoint)
-    batch, loader = load_inputs(cfg, checkpoint, class_names)
-    probabilities = explainer.logits(batch.images).softmax(dim=1)
+    watch = Stopwatch()
+    with watch.stage("load"):
+        path = resolve_checkpoint(str(cfg.ckpt), usable=usable_for(cfg))
+        checkpoint = load_checkpoint(path)
+        refuse_gradients_on_int8(cfg, checkpoint, path)
+        classes = checkpoint.get("model_args", {}).get("num_classes", 0)
+        class_names = list(checkpoint.get("class_names") or [str(i) for i in range(classes)])
+        explainer = explainer_of(cfg, checkpoint)
+        batch, loader = load_inputs(cfg, checkpoint, class_names)
+        probabilities = explainer.logits(batch.images).softmax(dim=1)
     targets = target_classes(cfg.target, probabilities.argmax(dim=1), class_names)
-    heatmaps = explain_all(explainer, methods, batch.images, targets, cfg.method == "all")
+    with watch.stage("methods"):
+        heatmaps = explain_all(
+            explainer, methods, batch.images, targets, cfg.method == "all", stopwatch=watch
+        )
 
     run_dir = current_run_dir()
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
@@ -152,15 +158,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             options=options,
             run_dir=run_dir,
             tensorboard=tensorboard,
+            stopwatch=watch,
         )  # fmt: skip
     )
     if cfg.compare is not None:
-        other, other_path = other_explainer(cfg, class_names)
-        pictures = denormalize(batch.images, explainer.mean, explainer.std)
-        metrics["compare"] = compare_report(
-            other, other_path, batch, pictures, probabilities, targets, heatmaps, class_names,
-            grid_rows=cfg.grid_rows, run_dir=run_dir, tensorboard=tensorboard,
-        )  # fmt: skip
+        with watch.stage("compare"):
+            other, other_path = other_explainer(cfg, class_names)
+            pictures = denormalize(batch.images, explainer.mean, explainer.std)
+            metrics["compare"] = compare_report(
+                other, other_path, batch, pictures, probabilities, targets, heatmaps,
+                class_names, grid_rows=cfg.grid_rows, run_dir=run_dir, tensorboard=tensorboard,
+            )  # fmt: skip
+    metrics["seconds"] = watch.record()  # per stage and per method: where the time went
     tensorboard.close()
     write_metrics(run_dir, metrics)
     mark_latest(run_dir, "explain")
