@@ -21,6 +21,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 DOCUMENTED_REFUSALS = {
     "ckpt=path/to/best.ckpt": "checkpoint not found",  # a placeholder for the user's own file
     "target=dog": "target class",  # digits has no class 'dog'
+    "data=shapes n=32": "classes",  # documented to need a checkpoint trained on shapes
 }
 
 # Per command: key=value settings that make a run tiny; they replace the line's own value.
@@ -53,8 +54,11 @@ TINY = {
     },  # fmt: skip
     "eval": {},
 }
-EVERY = {"logger": "none", "trainer.progress": "false"}
+EVERY = {"logger": "none"}
+NO_TRAINER = ("quantize",)  # commands without a trainer group (no trainer.progress)
 SMALL_MODELS = {"resnet18": "test_resnet", "mobilenetv3_small_100": "test_resnet"}
+# test_resnet's layer2 has one channel where resnet18's has 128
+SMALL_MODEL_VALUES = {"patterns.channels=[0,3,7]": "patterns.channels=[0]"}
 
 
 def readme_lines() -> list[str]:
@@ -91,12 +95,14 @@ def tiny(line: str) -> list[str]:
     if "--help" in words or "--cfg" in words:
         return words
     settings = {**EVERY, **TINY.get(command, {})}
+    if command not in NO_TRAINER:
+        settings["trainer.progress"] = "false"
     if command == "train":
         settings["model"] = "test_resnet"
         probe = next((w.split("=")[1] for w in words if w.startswith("strategy.probe_epochs=")), 0)
         settings["trainer.epochs"] = str(int(probe) + 1)
     kept = [w for w in words[1:] if w.split("=", 1)[0].lstrip("+") not in settings]
-    kept = [SMALL_MODELS.get(w, w) if "=" not in w else small_model(w) for w in kept]
+    kept = [SMALL_MODEL_VALUES.get(w) or small_model(w) if "=" in w else w for w in kept]
     return [command, *kept, *(f"{k}={v}" for k, v in settings.items())]
 
 
