@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kta_cli.data.datasets import build_data, spec_from_dict
-from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import Usable, float_only, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.errors import KtaError
@@ -24,6 +24,7 @@ from kta_cli.explain.report import (
     FaithfulnessOptions,
     PatternOptions,
     ReportOptions,
+    Stopwatch,
     ViewOptions,
     explain_all,
     explain_report,
@@ -95,6 +96,14 @@ def refuse_gradients_on_int8(cfg: DictConfig, checkpoint: dict[str, Any], path: 
         )
 
 
+def usable_for(cfg: DictConfig) -> Usable | None:
+    """What `latest` may be: the newest float model for gradient methods, else any model
+    (occlusion and kernel SHAP only call the model; method=all skips what it cannot run)."""
+    if cfg.method == "all":
+        return None
+    return float_only if any(method_spec(m).gradients for m in method_names_of(cfg)) else None
+
+
 def method_names_of(cfg: DictConfig) -> list[str]:
     return method_names(
         OmegaConf.to_object(cfg.method) if OmegaConf.is_list(cfg.method) else str(cfg.method)
@@ -103,7 +112,7 @@ def method_names_of(cfg: DictConfig) -> list[str]:
 
 def other_explainer(cfg: DictConfig, class_names: list[str]) -> tuple[Explainer, Any]:
     """compare=<checkpoint>: its explainer, for the same classes."""
-    path = resolve_checkpoint(cfg.compare)
+    path = resolve_checkpoint(cfg.compare, usable=usable_for(cfg))
     checkpoint = load_checkpoint(path)
     other_names = checkpoint.get("class_names") or []
     if len(other_names) != len(class_names):
@@ -118,16 +127,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     methods = method_names_of(cfg)
     options = options_from(cfg)
     torch.manual_seed(cfg.seed)
-    path = resolve_checkpoint(str(cfg.ckpt))
-    checkpoint = load_checkpoint(path)
-    refuse_gradients_on_int8(cfg, checkpoint, path)
-    classes = checkpoint.get("model_args", {}).get("num_classes", 0)
-    class_names = list(checkpoint.get("class_names") or [str(i) for i in range(classes)])
-    explainer = explainer_of(cfg, checkpoint)
-    batch, loader = load_inputs(cfg, checkpoint, class_names)
-    probabilities = explainer.logits(batch.images).softmax(dim=1)
+    watch = Stopwatch()
+    with watch.stage("load"):
+        path = resolve_checkpoint(str(cfg.ckpt), usable=usable_for(cfg))
+        checkpoint = load_checkpoint(path)
+        refuse_gradients_on_int8(cfg, checkpoint, path)
+        classes = checkpoint.get("model_args", {}).get("num_classes", 0)
+        class_names = list(checkpoint.get("class_names") or [str(i) for i in range(classes)])
+        explainer = explainer_of(cfg, checkpoint)
+        batch, loader = load_inputs(cfg, checkpoint, class_names)
+        probabilities = explainer.logits(batch.images).softmax(dim=1)
     targets = target_classes(cfg.target, probabilities.argmax(dim=1), class_names)
-    heatmaps = explain_all(explainer, methods, batch.images, targets, cfg.method == "all")
+    with watch.stage("methods"):
+        heatmaps = explain_all(
+            explainer, methods, batch.images, targets, cfg.method == "all", stopwatch=watch
+        )
 
     run_dir = current_run_dir()
     tensorboard = TensorBoard(run_dir if cfg.logger.tensorboard else None)
@@ -144,15 +158,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             options=options,
             run_dir=run_dir,
             tensorboard=tensorboard,
+            stopwatch=watch,
         )  # fmt: skip
     )
     if cfg.compare is not None:
-        other, other_path = other_explainer(cfg, class_names)
-        pictures = denormalize(batch.images, explainer.mean, explainer.std)
-        metrics["compare"] = compare_report(
-            other, other_path, batch, pictures, probabilities, targets, heatmaps, class_names,
-            grid_rows=cfg.grid_rows, run_dir=run_dir, tensorboard=tensorboard,
-        )  # fmt: skip
+        with watch.stage("compare"):
+            other, other_path = other_explainer(cfg, class_names)
+            pictures = denormalize(batch.images, explainer.mean, explainer.std)
+            metrics["compare"] = compare_report(
+                other, other_path, batch, pictures, probabilities, targets, heatmaps,
+                class_names, grid_rows=cfg.grid_rows, run_dir=run_dir, tensorboard=tensorboard,
+            )  # fmt: skip
+    metrics["seconds"] = watch.record()  # per stage and per method: where the time went
     tensorboard.close()
     write_metrics(run_dir, metrics)
     mark_latest(run_dir, "explain")

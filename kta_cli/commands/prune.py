@@ -18,7 +18,7 @@ from kta_cli.compress.prune_report import LatencySettings, prune_and_report
 from kta_cli.compress.prune_run import FineTuneSettings, PruneSettings, Session
 from kta_cli.compress.prune_unstructured import UNSTRUCTURED_CRITERIA
 from kta_cli.data.datasets import build_data, spec_from_dict
-from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.engine.state import seed_everything
@@ -55,7 +55,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     device = resolve_device(cfg.trainer.device)
-    path = resolve_checkpoint(cfg.ckpt)
+    path = resolve_checkpoint(cfg.ckpt, usable=float_only)  # latest: newest float model
     checkpoint = load_checkpoint(path)
     if checkpoint.get("model_kind", "timm") not in ("timm", "pruned"):
         raise KtaError(

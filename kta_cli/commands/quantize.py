@@ -24,7 +24,7 @@ from kta_cli.compress.quantize_report import (
 )
 from kta_cli.compress.quantized import QuantizedProgram
 from kta_cli.data.datasets import build_data, spec_from_dict
-from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
@@ -59,13 +59,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     measuring = MeasureSettings(**section(cfg, "measure"))
     torch.set_num_threads(measuring.threads)
     seed_everything(cfg.seed)
-    path = resolve_checkpoint(cfg.ckpt)
+    path = resolve_checkpoint(cfg.ckpt, usable=float_only)  # latest: newest float model
     source = load_checkpoint(path)
     if source.get("model_kind") == "quantized":
         raise KtaError(f"{path} is already quantized; quantize its parent: {source.get('parent')}")
     float_model = model_from_checkpoint(source).eval()
     values = data_values(cfg, source)
     data = build_data(spec_from_dict(values))
+    classes = source["model_args"]["num_classes"]
+    if len(data.class_names) != classes:  # calibrating and scoring on other classes is noise
+        raise KtaError(
+            f"the checkpoint has {classes} classes, the data {len(data.class_names)}; "
+            "pick data.classes to match (or quantize on the data it was trained on)"
+        )
     name = source["model_args"]["name"]
 
     started = time.perf_counter()

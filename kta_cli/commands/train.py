@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -26,6 +27,8 @@ from kta_cli.report.run_folder import config_as_dict
 from kta_cli.schema.store import section
 from kta_cli.strategies.base import trainable_reporter
 from kta_cli.strategies.features import HeadOnly, cached_feature_data
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -124,6 +127,9 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     )
     plan = instantiate(cfg.strategy)(model)
     plan.check_trainable(strategy_name())
+    body_note = plan.body_note(body_loaded=bool(cfg.model.pretrained or cfg.model.checkpoint))
+    if body_note and runtime.is_main:
+        log.warning("strategy %s, body: %s", strategy_name(), body_note)
     training = TrainingRun(command="train", run_dir=run_dir, runtime=runtime, settings=settings)
     if training.tensorboard.writer is not None:
         with torch.random.fork_rng():  # a preview must not move the training's random streams
@@ -185,6 +191,7 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
         metrics,
         hparams=hparams_of(cfg),
         title=f"kta train: {cfg.model.name} on {data.spec.name}",
+        notes={"body": body_note} if body_note else None,
     )
     return metrics
 

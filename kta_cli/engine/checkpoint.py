@@ -11,6 +11,7 @@ A kta checkpoint is a dict:
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import subprocess
@@ -23,7 +24,9 @@ import torch
 
 from kta_cli import __version__
 from kta_cli.errors import KtaError
-from kta_cli.report.run_folder import disk_full_reported
+from kta_cli.report.run_folder import disk_full_reported, model_runs, run_checkpoint
+
+log = logging.getLogger(__name__)
 
 FORMAT = "kta-checkpoint"
 FORMAT_VERSION = 1
@@ -108,28 +111,92 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def resolve_checkpoint(spec: str | Path, outputs: str | Path = "outputs") -> Path:
-    """A checkpoint file, a run folder (its best.ckpt), or `latest` (the newest run).
+Usable = Callable[[dict[str, Any]], str | None]  # a checkpoint -> None, or why a command can't
 
-    outputs/latest and outputs/<command>/latest are folders of links to the newest run's files
-    (report/run_folder.py mark_latest), so they read as run folders; the file links resolve to
-    the real run, which provenance records.
+
+def float_only(checkpoint: dict[str, Any]) -> str | None:
+    """`usable` for commands that need a float model (prune, quantize, gradient explain methods)."""
+    if checkpoint.get("model_kind") != "quantized":
+        return None
+    quant = checkpoint.get("quant") or {}
+    if quant.get("backend") == "cast":
+        return f"a {quant.get('mode', 'fp16/bf16')} cast model"
+    return "a quantized int8 program"
+
+
+def resolve_checkpoint(
+    spec: str | Path,
+    outputs: str | Path = "outputs",
+    *,
+    usable: Usable | None = None,
+    needs: str = "a float model",
+) -> Path:
+    """A checkpoint file, a run folder (its best.ckpt), or `latest`.
+
+    `latest` is the newest run that made a model (outputs/latest, a folder of links to the
+    newest run's files: report/run_folder.py mark_latest). With `usable` (None for a checkpoint
+    this command can use, else why not), it is the newest run whose checkpoint the command can
+    use; the log names the runs passed over and why.
     """
     spec = str(spec)
+    if spec == "latest" and usable is not None:
+        return newest_usable(Path(outputs), usable, needs)
     path = Path(outputs) / "latest" if spec == "latest" else Path(spec)
     if path.is_dir():
-        for name in ("best.ckpt", "model.ckpt", "last.ckpt"):
-            if (path / name).is_file():
-                return (path / name).resolve()
+        checkpoint = run_checkpoint(path)
+        if checkpoint is not None:
+            return checkpoint.resolve()
         raise KtaError(f"no checkpoint (best.ckpt, model.ckpt or last.ckpt) in run folder {path}")
     if not path.exists():
         if spec == "latest":
-            raise KtaError(
-                f"ckpt=latest, but no run under ./{Path(outputs)} holds a checkpoint; "
-                "pass ckpt=<file or run folder> (or run kta train first)"
-            )
+            raise no_latest(Path(outputs))
         raise KtaError(f"checkpoint not found: {spec}")
     return path.resolve()  # provenance names the real folder, not the `latest` pointer
+
+
+def no_latest(outputs: Path) -> KtaError:
+    return KtaError(
+        f"ckpt=latest, but no run under ./{outputs} holds a checkpoint; "
+        "pass ckpt=<file or run folder> (or run kta train first)"
+    )
+
+
+def newest_usable(outputs: Path, usable: Usable, needs: str) -> Path:
+    """The newest run's checkpoint that `usable` accepts, logging the newer ones passed over."""
+    passed_over: list[str] = []
+    runs = model_runs(outputs)
+    for run_dir in runs:
+        path = run_checkpoint(run_dir)
+        assert path is not None  # model_runs lists only folders with one
+        reason = usable(read_metadata(path))
+        if reason is None:
+            skipped = f"; passed over newer {'; '.join(passed_over)}" if passed_over else ""
+            log.info("latest: %s (the newest run holding %s%s)", path.resolve(), needs, skipped)
+            return path.resolve()
+        passed_over.append(f"{shown(run_dir, outputs)}: {reason}")
+    if not runs:
+        raise no_latest(outputs)
+    raise KtaError(
+        f"ckpt=latest, but no run under ./{outputs} holds {needs} "
+        f"({'; '.join(passed_over)}); pass ckpt=<file or run folder>"
+    )
+
+
+def shown(run_dir: Path, outputs: Path) -> str:
+    try:
+        return str(run_dir.relative_to(outputs.resolve()))
+    except ValueError:
+        return str(run_dir)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """A checkpoint's entries without reading its tensors into memory (mmap: only what is
+    touched is read), so passing over a large model costs next to nothing."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # a non-zip (legacy) file cannot be mapped: load it the plain way
+        loaded = load_checkpoint(path)
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def git_commit() -> str | None:

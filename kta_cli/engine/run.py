@@ -265,11 +265,16 @@ class TrainingRun:
         hparams: dict[str, Any],
         title: str,
         written: dict[str, Any] | None = None,
+        notes: dict[str, str] | None = None,
     ) -> None:
         """metrics.json (`written`, default `metrics`), TensorBoard hparams, the `latest`
-        pointers and the summary table; only the process that owns the run folder writes."""
+        pointers and the summary table; only the process that owns the run folder writes.
+        `notes` (what a user must know about the result, e.g. a random frozen body) head the
+        table and go into metrics.json."""
         if not self.runtime.is_main or self.run_dir is None:
             return
+        metrics = {**(notes or {}), **metrics}
+        written = None if written is None else {**(notes or {}), **written}
         write_metrics(self.run_dir, metrics if written is None else written)
         self.tensorboard.hparams(
             hparams, {f"hparam/{k}": v for k, v in metrics.items() if isinstance(v, float)}

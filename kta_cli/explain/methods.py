@@ -55,6 +55,32 @@ class Settings:
     seed: int = 0
 
 
+class FixedBatch(nn.Module):
+    """Runs a compiled int8 program on batches of one size only: shorter batches are padded,
+    longer ones cut. torch.compile specialises on the batch size, and an int8 program's compile
+    (Inductor freezing, oneDNN kernels) costs far more than its forward passes: explain calls
+    the model at many sizes (1-image probes, occlusion's windows x images, the split's last
+    batch), which recompiled it each time and made int8 occlusion three times float's time."""
+
+    def __init__(self, model: nn.Module, size: int) -> None:
+        super().__init__()
+        self.model, self.size = model, size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for chunk in images.split(self.size):
+            missing = self.size - len(chunk)
+            if missing:
+                chunk = torch.cat([chunk, chunk[:1].expand(missing, *chunk.shape[1:])])
+            outputs.append(self.model(chunk)[: self.size - missing])
+        return torch.cat(outputs)
+
+
+def compiles_per_shape(model: nn.Module) -> bool:
+    """A compiled int8 program (compress/quantized.py QuantizedProgram with use_compile)."""
+    return bool(getattr(model, "use_compile", False)) and hasattr(model, "graph")
+
+
 class Explainer:
     """A prepared copy of a model with its target layer, able to run every method."""
 
@@ -70,12 +96,15 @@ class Explainer:
         device: str | torch.device = "cpu",
     ) -> None:
         self.device = torch.device(device)
-        self.model = prepare_model(model).to(self.device)
-        self.mean, self.std, self.img_size = mean, std, img_size
         self.settings = settings or Settings()
+        self._differentiable: bool | None = None
+        self.model = prepare_model(model).to(self.device)
+        if compiles_per_shape(self.model):
+            self.model = FixedBatch(self.model, self.settings.batch_size)
+            self._differentiable = False  # an int8 program; probing it would compile again
+        self.mean, self.std, self.img_size = mean, std, img_size
         self.layer_name = layer
         self._layers: dict[str | None, TargetLayer] = {}
-        self._differentiable: bool | None = None
         if layer is not None:  # a wrong name fails before any work
             self.target_layer(layer)
 

@@ -3,6 +3,9 @@ faithfulness curves, data-set views and layer patterns. Typed options, no config
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,26 @@ class ReportOptions:
     patterns: PatternOptions = field(default_factory=PatternOptions)
 
 
+class Stopwatch:
+    """Seconds per stage and per method, for metrics.json: a slow stage shows where it is."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self.methods: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - started
+
+    def record(self) -> dict[str, dict[str, float]]:
+        rounded = {k: round(v, 3) for k, v in self.stages.items()}
+        return {"stages": rounded, "methods": {k: round(v, 3) for k, v in self.methods.items()}}
+
+
 def explainer_for(
     checkpoint: dict[str, Any], *, layer: str | None, settings: Settings, device: torch.device
 ) -> Explainer:
@@ -110,14 +133,17 @@ def explain_all(
     images: torch.Tensor,
     targets: torch.Tensor,
     skip_unrunnable: bool = False,
+    stopwatch: Stopwatch | None = None,
 ) -> dict[str, torch.Tensor]:
     """Heatmaps per method, computed `batch_size` images at a time (memory stays bounded).
 
     With `skip_unrunnable` (method=all), a method this model cannot run is left out with a note.
+    `stopwatch` collects the seconds each method took.
     """
     size = explainer.settings.batch_size
     heatmaps = {}
     for method in methods:
+        started = time.perf_counter()
         try:
             heatmaps[method] = torch.cat(
                 [
@@ -129,6 +155,8 @@ def explain_all(
             if not skip_unrunnable:
                 raise
             console.print(f"[yellow]skipped {method}[/yellow]: {error}")
+        if stopwatch is not None:
+            stopwatch.methods[method] = time.perf_counter() - started
     if not heatmaps:
         raise KtaError("no method can run on this model; see the notes above")
     return heatmaps
@@ -278,18 +306,22 @@ def explain_report(
     options: ReportOptions,
     run_dir: Path,
     tensorboard: TensorBoard,
+    stopwatch: Stopwatch | None = None,
 ) -> dict[str, Any]:
-    """Pictures, heatmaps.safetensors, and the faithfulness, data-set and pattern views."""
+    """Pictures, heatmaps.safetensors, and the faithfulness, data-set and pattern views
+    (each timed as a stage of `stopwatch`)."""
+    watch = stopwatch or Stopwatch()
     methods = list(heatmaps)
     pictures = denormalize(batch.images, explainer.mean, explainer.std)
     rows = make_rows(
         batch.names, batch.labels, pictures, heatmaps, probabilities, targets, class_names
     )
-    write_pictures(rows, run_dir, tensorboard, options.grid_rows)
-    write_heatmaps(
-        run_dir / "heatmaps.safetensors", heatmaps, batch.names, targets,
-        probabilities.argmax(dim=1), class_names=class_names,
-    )  # fmt: skip
+    with watch.stage("pictures"):
+        write_pictures(rows, run_dir, tensorboard, options.grid_rows)
+        write_heatmaps(
+            run_dir / "heatmaps.safetensors", heatmaps, batch.names, targets,
+            probabilities.argmax(dim=1), class_names=class_names,
+        )  # fmt: skip
     uses_layer = any(m in CAM_METHODS for m in methods)
     if uses_layer and explainer.layer.grid == (1, 1):
         console.print(
@@ -303,27 +335,30 @@ def explain_report(
         "predictions": [prediction_record(r) for r in rows],
     }
     if options.faithfulness.enabled:
-        metrics["faithfulness"] = faithfulness_report(
-            options.faithfulness, explainer, batch.images, targets, heatmaps,
-            seed=options.seed, run_dir=run_dir, tensorboard=tensorboard,
-        )  # fmt: skip
-    if loader is not None and options.views.enabled:
-        metrics.update(
-            dataset_views(
-                options.views,
-                explainer,
-                loader,
-                methods[0],
-                class_names,
-                split=options.split,
-                run_dir=run_dir,
-                tensorboard=tensorboard,
+        with watch.stage("faithfulness"):
+            metrics["faithfulness"] = faithfulness_report(
+                options.faithfulness, explainer, batch.images, targets, heatmaps,
+                seed=options.seed, run_dir=run_dir, tensorboard=tensorboard,
             )  # fmt: skip
-        )
+    if loader is not None and options.views.enabled:
+        with watch.stage("views"):
+            metrics.update(
+                dataset_views(
+                    options.views,
+                    explainer,
+                    loader,
+                    methods[0],
+                    class_names,
+                    split=options.split,
+                    run_dir=run_dir,
+                    tensorboard=tensorboard,
+                )  # fmt: skip
+            )
     patterns = options.patterns
     if patterns.enabled and pattern_layer_exists(patterns, explainer):
-        images = collect(loader, patterns.images)[0] if loader is not None else batch.images
-        metrics["patterns"] = pattern_view(
-            patterns, explainer, images, run_dir=run_dir, tensorboard=tensorboard
-        )
+        with watch.stage("patterns"):
+            images = collect(loader, patterns.images)[0] if loader is not None else batch.images
+            metrics["patterns"] = pattern_view(
+                patterns, explainer, images, run_dir=run_dir, tensorboard=tensorboard
+            )
     return metrics

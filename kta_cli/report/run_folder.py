@@ -212,6 +212,35 @@ def latest_run(pointer: Path) -> Path:
     return pointer.resolve()
 
 
+CHECKPOINT_NAMES = ("best.ckpt", "model.ckpt", "last.ckpt")  # the one a run folder stands for
+
+
+def run_checkpoint(run_dir: Path) -> Path | None:
+    return next((run_dir / n for n in CHECKPOINT_NAMES if (run_dir / n).is_file()), None)
+
+
+def model_runs(outputs: Path) -> list[Path]:
+    """Every run folder under `outputs` that holds a checkpoint, newest first.
+
+    Newest: outputs/latest's run first (the last run that made a model, as mark_latest saw it),
+    then the others by the time their checkpoint was last written (a run writes last.ckpt or
+    model.ckpt as it ends). Pointers and hidden folders are skipped: they only repeat a run.
+    """
+    found: dict[Path, float] = {}
+    for checkpoint in outputs.rglob("*.ckpt"):
+        parts = checkpoint.relative_to(outputs).parts
+        if any(part == "latest" or part.startswith(".") for part in parts):
+            continue
+        run_dir = checkpoint.parent.resolve()
+        found[run_dir] = max(found.get(run_dir, 0.0), checkpoint.stat().st_mtime)
+    ordered = sorted(found, key=lambda run: found[run], reverse=True)
+    pointer = outputs / "latest"
+    if os.path.lexists(pointer):
+        newest = latest_run(pointer)
+        ordered = [newest] + [run for run in ordered if run != newest]
+    return [run for run in ordered if run_checkpoint(run) is not None]
+
+
 def config_as_dict(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 

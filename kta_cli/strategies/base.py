@@ -21,6 +21,9 @@ from kta_cli.models.heads import attach_head
 from kta_cli.strategies.structure import count_parameters, head_parameters
 
 log = logging.getLogger(__name__)
+RANDOM_BODY = (
+    "random initialisation, nothing transferred; use model.checkpoint=... or model.pretrained=true"
+)
 
 
 @dataclass
@@ -37,6 +40,14 @@ class StrategyPlan:
     uses_given_weights: bool = True
     head: dict[str, Any] | None = None
     cache_features: bool = False
+    freezes_body: bool = False  # freezes or probes the body for some epochs: its weights matter
+
+    def body_note(self, *, body_loaded: bool) -> str | None:
+        """What the run transfers, when it is nothing: frozen random features are a fair
+        baseline, but a user who asked for transfer must be told that is what they got."""
+        if self.freezes_body and not body_loaded:
+            return RANDOM_BODY
+        return None
 
     def check_trainable(self, strategy: str) -> None:
         if not any(p.requires_grad for group in self.param_groups for p in group["params"]):

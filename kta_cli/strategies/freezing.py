@@ -35,7 +35,7 @@ def freeze(
     body, head_group = split_head(model, lr, head_lr_mult)
     for param in body:
         param.requires_grad_(False)
-    return StrategyPlan([head_group], [keep_frozen_norms(model)], head=built)
+    return StrategyPlan([head_group], [keep_frozen_norms(model)], head=built, freezes_body=True)
 
 
 def linear_probe(
@@ -100,4 +100,7 @@ def partial(
     body, head_group = split_head(model, lr, head_lr_mult)
     trainable_body = [p for p in body if p.requires_grad]
     groups = [{"params": trainable_body, "name": "body", "lr": lr}, head_group]
-    return StrategyPlan([g for g in groups if g["params"]], [keep_frozen_norms(model)], head=built)
+    return StrategyPlan(
+        [g for g in groups if g["params"]], [keep_frozen_norms(model)], head=built,
+        freezes_body=bool(frozen),
+    )  # fmt: skip

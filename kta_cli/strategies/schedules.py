@@ -73,7 +73,7 @@ def gradual_unfreeze(
         if board is not None:
             board.scalars({"epoch/unfrozen_stages": open_count}, epoch)
 
-    return StrategyPlan([*groups, head_group], [unfreeze], head=built)
+    return StrategyPlan([*groups, head_group], [unfreeze], head=built, freezes_body=True)
 
 
 def lp_ft(
@@ -122,4 +122,6 @@ def lp_ft(
 
     for param in body:
         param.requires_grad_(probe_epochs == 0)
-    return StrategyPlan([body_group, head_group], [phase], head=built)
+    return StrategyPlan(
+        [body_group, head_group], [phase], head=built, freezes_body=probe_epochs > 0
+    )

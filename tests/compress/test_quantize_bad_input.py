@@ -45,3 +45,14 @@ def test_bad_settings_are_refused_before_any_work(kta, override: str, expected: 
 def test_an_already_quantized_checkpoint_is_refused(kta, quant_static_run: Path):
     line = error_line(kta("quantize", f"ckpt={quant_static_run / 'model.ckpt'}", *QUANT_FAST))
     assert "already quantized" in line
+
+
+def test_a_class_count_mismatch_is_refused_before_calibrating(kta, quant_trained_ckpt: Path):
+    """A 10-class digits model calibrated and scored on 6-class shapes would report noise and
+    record shapes as its data (then kta eval on it refuses): refuse it, as eval and prune do."""
+    line = error_line(
+        kta(
+            "quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "data=shapes", "data.img_size=16"
+        )
+    )
+    assert "the checkpoint has 10 classes, the data 6" in line

@@ -94,3 +94,44 @@ def test_eval_refuses_crafted_checkpoint_with_one_line(kta, tmp_path: Path):
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1 and "refusing to load" in result.err
     assert not marker.exists()
+
+
+def model_run(outputs: Path, command: str, name: str, when: float, **meta) -> Path:
+    """A run folder holding a checkpoint written at `when`, marked latest as a run marks it."""
+    from kta_cli.report.run_folder import mark_latest
+
+    path = save_checkpoint(outputs / command / name / "best.ckpt", {"model": {}, **meta})
+    os.utime(path, (when, when))
+    mark_latest(path.parent, command)
+    return path
+
+
+def test_latest_is_the_newest_checkpoint_the_command_can_use(tmp_path: Path, caplog):
+    """The README order: train, prune, quantize; then `kta prune ckpt=latest` must get the
+    pruned float model, not the int8 program, and say why it passed over the newer run."""
+    outputs = tmp_path / "outputs"
+    trained = model_run(outputs, "train", "t1", 1000.0)
+    pruned = model_run(outputs, "prune", "p1", 2000.0, model_kind="pruned")
+    int8 = model_run(outputs, "quantize", "q1", 3000.0, model_kind="quantized",
+                     quant={"backend": "pt2e_x86"})  # fmt: skip
+    assert resolve_checkpoint("latest", outputs) == int8.resolve()  # eval: any model
+    with caplog.at_level("INFO", logger="kta_cli.engine.checkpoint"):
+        picked = resolve_checkpoint("latest", outputs, usable=ckpt_module.float_only)
+    assert picked == pruned.resolve()
+    assert "passed over newer quantize/q1: a quantized int8 program" in caplog.text
+    assert resolve_checkpoint("latest", outputs, usable=lambda c: "no" if "model_kind" in c
+                              else None) == trained.resolve()  # fmt: skip
+
+
+def test_latest_with_no_usable_run_names_what_it_passed_over(tmp_path: Path):
+    outputs = tmp_path / "outputs"
+    model_run(
+        outputs,
+        "quantize",
+        "q1",
+        3000.0,
+        model_kind="quantized",
+        quant={"backend": "cast", "mode": "bf16"},
+    )
+    with pytest.raises(KtaError, match=r"holds a float model \(quantize/q1: a bf16 cast model"):
+        resolve_checkpoint("latest", outputs, usable=ckpt_module.float_only)

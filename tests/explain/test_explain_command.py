@@ -90,6 +90,11 @@ def test_dataset_views_and_layer_override(kta, cnn_ckpt) -> None:
     for mistake in metrics["confident_mistakes"]:
         assert mistake["true"] != mistake["predicted"]
     assert (run_dir / "mistakes.png").is_file() == bool(metrics["confident_mistakes"])
+    seconds = metrics["seconds"]  # where the time went, so a slow stage is visible
+    assert set(seconds["stages"]) == {"load", "methods", "pictures", "faithfulness", "views",
+                                      "patterns"}  # fmt: skip
+    assert set(seconds["methods"]) == set(metrics["methods"])
+    assert all(value >= 0 for value in seconds["stages"].values())
 
 
 def test_compare_with_itself_agrees_perfectly(kta, cnn_ckpt) -> None:

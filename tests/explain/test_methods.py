@@ -106,3 +106,28 @@ def test_method_all_skips_what_a_model_cannot_run_and_names_it(capsys) -> None:
     assert "skipped saliency" in capsys.readouterr().out
     with pytest.raises(KtaError, match="needs gradients"):
         explain_all(ex, ["saliency", "occlusion"], X, torch.tensor([0]))
+
+
+class SizeRecorder(nn.Module):
+    """Doubles its input and records every batch size it is called with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(len(images))
+        return images.flatten(1) * 2
+
+
+def test_fixed_batch_calls_one_size_and_returns_each_input_once() -> None:
+    """A compiled int8 program recompiles for every new batch size; FixedBatch pads short
+    batches and cuts long ones, so it is only ever called at one size."""
+    from kta_cli.explain.methods import FixedBatch
+
+    recorder = SizeRecorder()
+    fixed = FixedBatch(recorder, 4)
+    for n in (1, 4, 5, 9):
+        images = torch.arange(n * 2.0).reshape(n, 2, 1, 1)
+        assert torch.equal(fixed(images), images.flatten(1) * 2)
+    assert set(recorder.sizes) == {4}

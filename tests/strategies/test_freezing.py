@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from kta_cli.errors import KtaError
-from kta_cli.strategies.base import full, scratch
+from kta_cli.strategies.base import RANDOM_BODY, full, scratch
+from kta_cli.strategies.discriminative import discriminative
 from kta_cli.strategies.freezing import freeze, linear_probe, partial
-from kta_cli.strategies.schedules import gradual_unfreeze
+from kta_cli.strategies.schedules import gradual_unfreeze, lp_ft
 from tests.strategies.conftest import run_plan, snapshot, tiny_model
 
 BODY = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
@@ -98,3 +99,25 @@ def test_new_mlp_head_keeps_the_class_count() -> None:
     assert plan.head == {"kind": "mlp", "hidden": 16}
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 7)
     assert [p.shape[0] for p in plan.param_groups[0]["params"]] == [16, 16, 7, 7]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options", "freezes"),
+    [
+        (freeze, {}, True),
+        (linear_probe, {}, True),
+        (partial, {"frozen_stages": 2}, True),
+        (partial, {"frozen_stages": 0}, False),
+        (gradual_unfreeze, {}, True),
+        (lp_ft, {"probe_epochs": 1}, True),
+        (lp_ft, {"probe_epochs": 0}, False),
+        (full, {}, False),
+        (discriminative, {}, False),
+    ],
+)
+def test_a_frozen_random_body_is_said(strategy, options, freezes) -> None:
+    """Every strategy that freezes or probes the body says so when the body was not loaded,
+    and says nothing when it was (or when the whole model trains anyway)."""
+    plan = strategy(tiny_model(), **options)
+    assert plan.body_note(body_loaded=False) == (RANDOM_BODY if freezes else None)
+    assert plan.body_note(body_loaded=True) is None

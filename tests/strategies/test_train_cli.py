@@ -74,6 +74,7 @@ def test_mlp_head_run_reports_groups_and_reloads(kta, source_ckpt) -> None:
     assert metrics["lr_group0_head"] == pytest.approx(0.02)
     assert metrics["trainable_parameters"] == 96 * 8 + 8 + 8 * 5 + 5
     assert "lr_group0_head" in result.out  # the summary table
+    assert "body" not in metrics  # a transferred body needs no warning
     evaluated = kta("eval", "ckpt=latest", "logger=none")  # rebuilt with its mlp head
     assert evaluated.code == 0, evaluated.err
 
@@ -108,3 +109,11 @@ def test_multitask_uncertainty_weights_are_learned(kta) -> None:
     metrics = result.metrics()
     assert "lr_group2_loss_weights" in metrics
     assert metrics["test_weight_shape"] != pytest.approx(1.0)  # exp(-s), s moved from 0
+
+
+def test_a_frozen_random_body_is_said_in_the_log_and_the_table(kta) -> None:
+    result = kta("train", *TARGET, "strategy=freeze")
+    assert result.code == 0, result.err
+    assert result.metrics()["body"].startswith("random initialisation, nothing transferred")
+    assert "nothing transferred" in result.out  # the summary table
+    assert "use model.checkpoint=... or model.pretrained=true" in result.out + result.err
