@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "fewshot": ("kta_cli.commands.fewshot", "N-way K-shot episodes on frozen features (SimpleShot)"),
     "embed": ("kta_cli.commands.embed", "t-SNE and TensorBoard projector of a feature space"),
+    "adapt": ("kta_cli.commands.adapt", "test-time adaptation (AdaBN, TENT) to unlabelled targets"),
 }
 
 # Groups whose value may also be any timm model name without a YAML file of that name.

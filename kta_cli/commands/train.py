@@ -20,6 +20,7 @@ from kta_cli.engine.runtime import Runtime, run_in_runtime, shared_run_dir
 from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
 from kta_cli.engine.tasks import ClassificationTask
+from kta_cli.errors import KtaError
 from kta_cli.loading import build_model
 from kta_cli.report.run_folder import config_as_dict
 from kta_cli.schema.store import section
@@ -48,7 +49,12 @@ def is_multitask(cfg: DictConfig) -> bool:
 
 
 def build_task_data(cfg: DictConfig, spec: DataSpec, runtime: Runtime) -> DataBundle:
-    """The data set's loaders; with task=multitask, one label per task."""
+    """The data set's loaders; with task=multitask, one label per task; with task=dann,
+    source batches paired with unlabelled target batches."""
+    if cfg.task.name == "dann":
+        from kta_cli.adaptation.data import dann_data
+
+        return dann_data(spec, rank=runtime.rank, world_size=runtime.world_size)
     if is_multitask(cfg):
         from kta_cli.data.multitask import build_multitask_data
 
@@ -60,6 +66,18 @@ def build_task_data(cfg: DictConfig, spec: DataSpec, runtime: Runtime) -> DataBu
 
 
 def build_task(cfg: DictConfig, model: torch.nn.Module, data: DataBundle) -> torch.nn.Module:
+    if cfg.task.name == "dann":
+        from kta_cli.adaptation.dann import DannTask
+
+        return DannTask(
+            model,
+            img_size=data.spec.img_size,
+            total_steps=cfg.trainer.epochs * len(data.train),
+            weight=cfg.task.weight,
+            gamma=cfg.task.gamma,
+            schedule=cfg.task.schedule,
+            hidden=cfg.task.hidden,
+        )
     if is_multitask(cfg):
         from kta_cli.engine.multitask import MultiTaskTask
 
@@ -108,6 +126,8 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
         model.to(memory_format=torch.channels_last)
     task = build_task(cfg, model, data)
     if plan.cache_features:
+        if cfg.task.name == "dann":  # the domain loss must reach the backbone
+            raise KtaError(f"task=dann trains the backbone; strategy={strategy_name()} freezes it")
         data = cached_feature_data(model, data, runtime.device)
         task.model = HeadOnly(model)
     model_args = {

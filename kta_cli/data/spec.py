@@ -50,6 +50,7 @@ class DataSpec:
     # shapes: flat | texture | clutter | noise | colorshift, or several joined with '+'
     style: str = "flat"
     test_style: str | None = None  # draw val/test in another style: a controlled domain shift
+    target_style: str | None = None  # task=dann: unlabelled target images in this style
     per_class: int = positive(200)
     # fake (torchvision FakeData)
     num_classes: int = positive(10)

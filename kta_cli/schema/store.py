@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from kta_cli.data.spec import DataSpec
 from kta_cli.errors import KtaError
 from kta_cli.schema import groups
+from kta_cli.schema.adaptation import AdaptSchema, DannTaskConfig
 from kta_cli.schema.checks import check_fields
 from kta_cli.schema.commands import (
     DistillSchema,
@@ -34,7 +35,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "sched": {"sched_schema": groups.SchedConfig},
     "trainer": {"trainer_schema": groups.TrainerConfig},
     "logger": {"logger_schema": groups.LoggerConfig},
-    "task": {"task_schema": groups.TaskConfig},
+    "task": {"task_schema": groups.TaskConfig, "dann_schema": DannTaskConfig},
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
 }
@@ -47,6 +48,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "explain": ExplainSchema,
     "fewshot": FewshotSchema,
     "embed": EmbedSchema,
+    "adapt": AdaptSchema,
 }
 _registered = False
 
