@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 from rich.table import Table
 
+from kta_cli.adaptation.data import check_style
 from kta_cli.adaptation.targets import AdaptSettings, TargetResult, adapt_target
 from kta_cli.adaptation.tta import require_batchnorm
 from kta_cli.data.datasets import spec_from_dict
@@ -48,6 +49,8 @@ def target_styles(cfg: DictConfig, values: dict[str, Any]) -> list[str | None]:
     if cfg.adapt.targets:
         if values["name"] != "shapes":
             raise KtaError(f"adapt.targets names shapes styles; data={values['name']} has none")
+        for style in cfg.adapt.targets:  # every typo before minutes of adapting
+            check_style(style, "adapt.targets")
         return list(cfg.adapt.targets)
     if values.get("test_style"):
         return [values["test_style"]]
