@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
 from kta_cli.data.datasets import DataBundle, DataSpec, build_data
 from kta_cli.data.loaders import InMemoryLoader, epoch_order
 from kta_cli.data.shapes import STYLES
+from kta_cli.data.spec import AugmentSpec
 from kta_cli.errors import KtaError
 
 TARGET_SEED_OFFSET = 1  # unlabelled target draws: data.seed + 1
@@ -29,8 +31,14 @@ def check_style(style: str, key: str) -> None:
             raise KtaError(f"{key}: " + did_you_mean(part, STYLES, what="shapes style"))
 
 
-def unlabelled_target(spec: DataSpec, style: str | None, *, rank: int = 0, world_size: int = 1):
-    """The training split of the target data (shapes in `style`, drawn with another seed)."""
+def unlabelled_target(
+    spec: DataSpec, style: str | None, *, augment: bool = True, rank: int = 0, world_size: int = 1
+) -> Any:
+    """The training split of the target data (shapes in `style`, drawn with another seed);
+    `augment=False` (test-time adaptation) drops data.augment: statistics of the images as
+    they will be scored."""
+    if not augment:
+        spec = dataclasses.replace(spec, augment=AugmentSpec())
     if spec.name != "shapes" or style is None:
         return build_data(spec, rank=rank, world_size=world_size).train
     drawn = dataclasses.replace(

@@ -91,7 +91,7 @@ def adapt_target(
     if settings.split == "test":
         unlabelled = test_stream(scored.test, settings)
     else:
-        unlabelled = unlabelled_target(spec, style)
+        unlabelled = unlabelled_target(spec, style, augment=False)
     adapted = copy.deepcopy(model)
     batches = image_batches(unlabelled, settings.seed)
     online_acc = None
