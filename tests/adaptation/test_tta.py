@@ -34,8 +34,8 @@ def test_adabn_changes_only_batchnorm_running_statistics_to_the_targets():
     changed = {k for k in buffers if not torch.equal(buffers[k], after_buffers[k])}
     assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked"))
                            for k in changed)  # fmt: skip
-    # the first BatchNorm (conv1.1) sees the first conv's output: its new mean is that output's mean,
-    # averaged over the three batches (equal sizes, so the mean of all pixels)
+    # the first BatchNorm (conv1.1) sees the first conv's output: its new mean is that
+    # output's mean, averaged over the three batches (equal sizes: the mean of all pixels)
     first = batchnorm_layers(model)[0]
     with torch.no_grad():
         stem = torch.cat([model.conv1[0](x) for x in target])  # the first conv
