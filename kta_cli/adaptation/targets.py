@@ -49,11 +49,18 @@ class TargetResult:
         return values
 
 
+def pass_epoch(seed: int, index: int) -> int:
+    """The loader epoch of the index-th pass: a new seeded order each pass."""
+    return seed * 1000 + index
+
+
 def image_batches(loader: Any, seed: int) -> Any:
-    """A fresh pass over the loader's images (labels dropped), in its seeded order."""
+    """A fresh pass over the loader's images (labels dropped) on each call."""
+    passes = [0]
 
     def batches():
-        loader.set_epoch(seed, 0)
+        loader.set_epoch(pass_epoch(seed, passes[0]), 0)
+        passes[0] += 1
         for images, _ in loader:
             yield images
 
@@ -108,7 +115,7 @@ def adapt_target(
             momentum=settings.momentum,
         )
         if settings.split == "test":
-            unlabelled.set_epoch(settings.seed, 0)
+            unlabelled.set_epoch(pass_epoch(settings.seed, 0), 0)  # the first pass
             labels = torch.cat([labels for _, labels in unlabelled])
             online_acc = (torch.cat(online) == labels).float().mean().item()
     return TargetResult(
