@@ -56,7 +56,12 @@ def is_simclr(cfg: DictConfig) -> bool:
 
 
 def build_task_data(cfg: DictConfig, spec: DataSpec, runtime: Runtime) -> DataBundle:
-    """The data set's loaders; with task=multitask, one label per task."""
+    """The data set's loaders; with task=multitask, one label per task; with task=dann,
+    source batches paired with unlabelled target batches."""
+    if cfg.task.name == "dann":
+        from kta_cli.adaptation.data import dann_data
+
+        return dann_data(spec, rank=runtime.rank, world_size=runtime.world_size)
     if is_multitask(cfg):
         from kta_cli.data.multitask import build_multitask_data
 
@@ -68,6 +73,18 @@ def build_task_data(cfg: DictConfig, spec: DataSpec, runtime: Runtime) -> DataBu
 
 
 def build_task(cfg: DictConfig, model: torch.nn.Module, data: DataBundle) -> torch.nn.Module:
+    if cfg.task.name == "dann":
+        from kta_cli.adaptation.dann import DannTask
+
+        return DannTask(
+            model,
+            img_size=data.spec.img_size,
+            total_steps=cfg.trainer.epochs * len(data.train),
+            weight=cfg.task.weight,
+            gamma=cfg.task.gamma,
+            schedule=cfg.task.schedule,
+            hidden=cfg.task.hidden,
+        )
     if is_multitask(cfg):
         from kta_cli.engine.multitask import MultiTaskTask
 
@@ -156,6 +173,8 @@ def train(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
             "cannot reach; use strategy=freeze (the same head-only training on images)"
         )
     if plan.cache_features:
+        if cfg.task.name == "dann":  # the domain loss must reach the backbone
+            raise KtaError(f"task=dann trains the backbone; strategy={strategy_name()} freezes it")
         data = cached_feature_data(model, data, runtime.device)
         task.model = HeadOnly(model)
     model_args = {

@@ -65,6 +65,7 @@ class DataSpec:
     # class_texture: the share of shapes filled with their own class's texture (the rest: another
     # class's texture, a stylised image); 1: texture predicts the class as well as shape does
     own_texture_share: float = fraction(1.0, closed=True)
+    target_style: str | None = None  # task=dann: unlabelled target images in this style
     per_class: int = positive(200)
     # fake (torchvision FakeData)
     num_classes: int = positive(10)

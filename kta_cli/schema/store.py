@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from kta_cli.data.spec import DataSpec
 from kta_cli.errors import KtaError
 from kta_cli.schema import groups
+from kta_cli.schema.adaptation import AdaptSchema, DannTaskConfig
 from kta_cli.schema.checks import check_fields
 from kta_cli.schema.commands import (
     DistillSchema,
@@ -39,6 +40,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "task_schema": groups.TaskConfig,
         "simclr_task_schema": groups.SimCLRConfig,
         "adversarial_task_schema": AdversarialTaskConfig,
+        "dann_schema": DannTaskConfig,
     },
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
@@ -53,6 +55,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "fewshot": FewshotSchema,
     "embed": EmbedSchema,
     "attack": AttackSchema,
+    "adapt": AdaptSchema,
 }
 _registered = False
 

@@ -1,0 +1,1 @@
+"""Domain adaptation: test-time adaptation (AdaBN, TENT) and domain-adversarial training (DANN)."""
