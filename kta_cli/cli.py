@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "fewshot": ("kta_cli.commands.fewshot", "N-way K-shot episodes on frozen features (SimpleShot)"),
     "embed": ("kta_cli.commands.embed", "t-SNE and TensorBoard projector of a feature space"),
+    "continual": (
+        "kta_cli.commands.continual",
+        "learn a task sequence (naive, replay, EWC, LwF, joint); accuracy matrix, forgetting",
+    ),
 }
 
 # Groups whose value may also be any timm model name without a YAML file of that name.

@@ -23,6 +23,7 @@ from kta_cli.schema.commands import (
     QuantizeSchema,
     TrainSchema,
 )
+from kta_cli.schema.continual import ContinualSchema, ScenarioConfig
 from kta_cli.schema.explain import ExplainSchema
 from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
 
@@ -37,6 +38,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "task": {"task_schema": groups.TaskConfig},
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
+    "scenario": {"scenario_schema": ScenarioConfig},
 }
 COMMAND_SCHEMAS: dict[str, type] = {
     "train": TrainSchema,
@@ -47,6 +49,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "explain": ExplainSchema,
     "fewshot": FewshotSchema,
     "embed": EmbedSchema,
+    "continual": ContinualSchema,
 }
 _registered = False
 
