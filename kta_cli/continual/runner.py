@@ -148,6 +148,7 @@ def run_scenario(
         steps.append({"folder": run_dir.name, "task": data.name, "classes": data.classes})
         setup.step_dirs.append(run_dir)
         parent = run_dir / "last.ckpt"
+    link_final(setup.scenario_dir, parent)
     scores = summary(matrix)
     scores["steps"] = steps
     scores["final_checkpoint"] = str(parent)
@@ -155,3 +156,13 @@ def run_scenario(
         {k: v for k, v in scores.items() if isinstance(v, float)}, len(matrix) - 1, "continual/"
     )
     return scores
+
+
+def link_final(scenario_dir: Path, last: Path | None) -> None:
+    """model.ckpt: a relative link to the last step's weights, so `ckpt=<scenario folder>` and
+    `ckpt=latest` name the model that learned every task (resolving names the real file)."""
+    if last is None:
+        return
+    link = scenario_dir / "model.ckpt"
+    link.unlink(missing_ok=True)
+    link.symlink_to(last.relative_to(scenario_dir))
