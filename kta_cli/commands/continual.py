@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from kta_cli.continual.buffer import ReplayBuffer
@@ -16,6 +17,7 @@ from kta_cli.data.datasets import spec_from_dict
 from kta_cli.engine.runtime import Runtime, run_in_runtime, shared_run_dir
 from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
+from kta_cli.errors import KtaError
 from kta_cli.loading import build_model
 from kta_cli.report.figures import save_figure
 from kta_cli.report.reporter import TensorBoard, console, print_table
@@ -33,8 +35,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
 
 
+def data_choice() -> str | None:
+    try:
+        return HydraConfig.get().runtime.choices.get("data")
+    except ValueError:  # composed outside a Hydra run (a library caller)
+        return None
+
+
 def build_scenario(cfg: DictConfig) -> Scenario:
     options = section(cfg, "scenario")
+    chosen = data_choice()
+    if chosen not in (None, "digits", options["data"]):  # digits: the preset every run starts from
+        raise KtaError(
+            f"scenario={options['name']} is built on {options['data']}; data={chosen} is not "
+            "read (data.<key>=... sets sizes and splits)"
+        )
     spec = spec_from_dict({**section(cfg, "data"), "name": options["data"]})
     if options["kind"] == "styles":
         return style_sequence(
@@ -57,8 +72,6 @@ def build_scenario(cfg: DictConfig) -> Scenario:
 
 def continual(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     if runtime.distributed:
-        from kta_cli.errors import KtaError
-
         raise KtaError("kta continual runs in one process; start it without torchrun")
     method = method_options(section(cfg, "method"))
     settings = RunSettings.from_sections(

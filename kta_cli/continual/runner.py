@@ -128,7 +128,11 @@ def run_scenario(
         )
         row = score_tasks(task, scenario, device)
         matrix.append(row)
-        task.after_task(loader(scenario, data.train, False, 0), data.classes, device)
+        # the Fisher from training-sized batches in order, without augmentation
+        fisher_batches = InMemoryLoader(
+            *data.train, batch_size=scenario.spec.batch_size, shuffle=False
+        )
+        task.after_task(fisher_batches, data.classes, device)
         if setup.buffer is not None:
             setup.buffer.add(*data.train)
         record = {

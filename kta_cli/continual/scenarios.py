@@ -36,7 +36,7 @@ class Scenario:
     name: str
     tasks: list[TaskData]
     class_names: list[str]
-    mode: str
+    mode: str  # class_incremental | task_incremental | domain_incremental (a style sequence)
     spec: DataSpec
 
     @property
@@ -128,4 +128,4 @@ def style_sequence(
         every = list(range(len(names)))
         splits = (_tensors(bundle.train), _tensors(bundle.val), _tensors(bundle.test))
         built.append(TaskData(style, every, *splits))
-    return Scenario(name, built, names, "class_incremental", spec)
+    return Scenario(name, built, names, "domain_incremental", spec)

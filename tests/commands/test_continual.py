@@ -55,6 +55,7 @@ def test_three_task_replay_run_writes_its_matrix_and_chained_step_folders(kta):
         (["method=replay", "method.buffer_size=100000"], "larger than the scenario's"),
         (["scenario.tasks=[[0,1],[]]"], "scenario.tasks[1] is empty"),
         (["scenario.tasks=null", "scenario.order=[0,1,2]"], "must list each of the 10 classes"),
+        (["data=cifar10"], "scenario=split_digits is built on digits; data=cifar10 is not read"),
         (["method=ewc", "method.lambda=-1"], "method.lambda must be >= 0"),
         (["method=replay", "method.buffer=fifo"], "method.buffer must be one of reservoir"),
         (["method=replay", "method.bufer_size=5"], "did you mean 'method.buffer_size'"),
