@@ -58,8 +58,8 @@ def run_continual(*args: str) -> dict:
 
 def mean_std(values: list[float]) -> str:
     if len(values) < 2:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} +- {statistics.stdev(values):.3f}"
+        return f"{round(values[0], 3) + 0.0:.3f}"
+    return f"{round(statistics.mean(values), 3) + 0.0:.3f} +- {statistics.stdev(values):.3f}"
 
 
 def study(args: argparse.Namespace) -> dict:

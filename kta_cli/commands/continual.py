@@ -13,7 +13,7 @@ from kta_cli.continual.methods import build_method
 from kta_cli.continual.report import accuracy_over_steps_figure, matrix_figure
 from kta_cli.continual.runner import ContinualSetup, run_scenario
 from kta_cli.continual.scenarios import Scenario, class_split, style_sequence
-from kta_cli.data.datasets import spec_from_dict
+from kta_cli.data.datasets import spec_as_dict, spec_from_dict
 from kta_cli.engine.runtime import Runtime, run_in_runtime, shared_run_dir
 from kta_cli.engine.settings import RunSettings
 from kta_cli.engine.state import seed_everything
@@ -106,7 +106,8 @@ def continual(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
             "num_classes": scenario.num_classes,
             "img_size": scenario.spec.img_size,
         },
-        config=config_as_dict(cfg),
+        # the data set as built (its name follows the scenario), so kta eval reads it back
+        config={**config_as_dict(cfg), "data": spec_as_dict(scenario.spec)},
         joint=method["name"] == "joint",
         buffer=buffer,
         seed=cfg.seed,

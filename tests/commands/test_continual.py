@@ -45,6 +45,10 @@ def test_three_task_replay_run_writes_its_matrix_and_chained_step_folders(kta):
         assert (folder / picture).stat().st_size > 5000
     assert any(folder.glob("events.out.tfevents*"))  # the scenario's own TensorBoard
     assert "forgetting" in result.out and "after 2 (4+5)" in result.out
+    # the scenario folder names the final model: kta eval scores it on the scenario's data
+    scored = kta("eval", f"ckpt={folder}", "logger=none", "eval.temperature_scaling=false")
+    assert scored.code == 0, scored.err
+    assert scored.metrics("eval")["parent"] == str((steps[2] / "last.ckpt").resolve())
 
 
 @pytest.mark.parametrize(
