@@ -51,3 +51,25 @@ def test_task_incremental_scoring_masks_the_logits_to_the_task_classes():
     assert task(batch)["acc"].item() == 0.0
     task.eval_classes = [2, 3]  # among 2 and 3, class 3 wins: one of two right
     assert task(batch)["acc"].item() == pytest.approx(0.5)
+
+
+def test_lwf_distils_only_old_classes_and_keeps_its_teacher_frozen_in_eval_mode():
+    from kta_cli.continual.methods import LwFTask
+    from kta_cli.losses.distillation import soft_target_loss
+
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4))
+    task = LwFTask(model, alpha=0.5, temperature=2.0)
+    batch = (torch.randn(8, 2), torch.tensor([2, 3] * 4))
+    task.train()
+    assert "lwf" not in task(batch)  # nothing learned before: plain cross-entropy
+    task.after_task([], [0, 1], torch.device("cpu"))
+    task.train()
+    assert not task.teacher.training and not any(p.requires_grad for p in task.teacher.parameters())
+    running = task.teacher[1].running_mean.clone()
+    with torch.no_grad():
+        model[0].weight.add_(0.3)  # the student moves away from the teacher
+    out = task(batch)
+    assert torch.equal(task.teacher[1].running_mean, running)  # its BatchNorm did not move
+    with torch.no_grad():
+        expected = soft_target_loss(model(batch[0])[:, :2], task.teacher(batch[0])[:, :2], 2.0)
+    assert out["lwf"].item() == pytest.approx(0.5 * expected.item(), rel=1e-4)
