@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("kta_cli.commands.embed", "t-SNE and TensorBoard projector of a feature space"),
     "attack": ("kta_cli.commands.attack", "FGSM / PGD / noise robustness curves; compare models"),
     "adapt": ("kta_cli.commands.adapt", "test-time adaptation (AdaBN, TENT) to unlabelled targets"),
+    "continual": (
+        "kta_cli.commands.continual",
+        "learn a task sequence (naive, replay, EWC, LwF, joint); accuracy matrix, forgetting",
+    ),
 }
 
 # Groups whose value may also be any timm model name without a YAML file of that name.

@@ -24,6 +24,7 @@ from kta_cli.schema.commands import (
     QuantizeSchema,
     TrainSchema,
 )
+from kta_cli.schema.continual import ContinualSchema, ScenarioConfig
 from kta_cli.schema.explain import ExplainSchema
 from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
 from kta_cli.schema.robustness import AdversarialTaskConfig, AttackSchema
@@ -44,6 +45,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     },
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
+    "scenario": {"scenario_schema": ScenarioConfig},
 }
 COMMAND_SCHEMAS: dict[str, type] = {
     "train": TrainSchema,
@@ -56,6 +58,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "embed": EmbedSchema,
     "attack": AttackSchema,
     "adapt": AdaptSchema,
+    "continual": ContinualSchema,
 }
 _registered = False
 

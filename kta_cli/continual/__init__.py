@@ -1,0 +1,1 @@
+"""Continual learning on kta's engine: scenarios (task sequences), methods (tasks), metrics."""
