@@ -25,7 +25,7 @@ from kta_cli.compress.prune_structured import (
     prune_one_layer,
 )
 from kta_cli.compress.prune_unstructured import make_permanent, overall_sparsity, prune_unstructured
-from kta_cli.compress.pruned import conv_groups_of
+from kta_cli.compress.pruned import attention_heads_of, conv_groups_of
 from kta_cli.data.datasets import spec_as_dict
 from kta_cli.engine.checkpoint import save_checkpoint
 from kta_cli.engine.finetune import fine_tune
@@ -46,6 +46,7 @@ class PruneSettings:
     schedule: str = "linear"
     max_layer_ratio: float = 0.9
     round_to: int | None = None
+    attention: str = "head_dims"  # ViT attention blocks: shrink every head | remove whole heads
     max_allowed_loss: float | None = None
     sensitivity_ratios: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     criterion: str = "l1"  # the importance's name
@@ -123,6 +124,7 @@ def run_structured(session: Session) -> IterativeResult:
         steps=settings.steps, schedule=settings.schedule, scope=settings.scope,
         layer_ratios=session.layer_ratios, ignored=session.ignored,
         max_layer_ratio=settings.max_layer_ratio, round_to=settings.round_to,
+        attention=settings.attention,
     )  # fmt: skip
 
     def prune_step(step: int) -> dict[str, Any]:
@@ -217,5 +219,6 @@ def save_pruned(
             "importance": session.criterion,
             "ratio": float(settings.ratio),
             "conv_groups": conv_groups_of(model),
+            "num_heads": attention_heads_of(model),
         },
     })  # fmt: skip

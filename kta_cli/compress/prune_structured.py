@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from kta_cli.compress.prune_schedule import schedule_ratios
+from kta_cli.compress.pruned import is_attention, set_attention_heads
 from kta_cli.errors import KtaError
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def check_forward(model: nn.Module, example: torch.Tensor, name: str) -> None:
     except RuntimeError as error:
         raise KtaError(
             f"structured pruning broke {name}'s forward pass ({str(error).splitlines()[0]}); "
-            "structured pruning supports CNNs, use prune.method=unstructured for this model"
+            "structured pruning supports CNNs and timm ViTs, use prune.method=unstructured "
+            "for this model"
         ) from error
 
 
@@ -53,7 +55,9 @@ class StructuredPruner:
     """Remove channels in `steps` steps up to `ratio` (of each group's original channels).
 
     scope "global" ranks channels across all layers (importance normalised per layer), "layer"
-    prunes each layer by the same ratio; `layer_ratios` overrides single layers.
+    prunes each layer by the same ratio; `layer_ratios` overrides single layers. Attention
+    blocks (timm ViTs): attention "head_dims" shrinks every head, "heads" removes whole heads
+    (`ratio` of them); Torch-Pruning keeps q, k and v of a head together either way.
     """
 
     def __init__(
@@ -70,10 +74,13 @@ class StructuredPruner:
         ignored: list[str] | None = None,
         max_layer_ratio: float = 0.9,
         round_to: int | None = None,
+        attention: str = "head_dims",
     ) -> None:
         tp = import_torch_pruning()
         modules = dict(model.named_modules())
         self.model, self.example = model, example
+        self.attention = {name: m for name, m in modules.items() if is_attention(m)}
+        whole_heads = attention == "heads"
         self.pruner = tp.pruner.MetaPruner(
             model,
             example,
@@ -86,11 +93,17 @@ class StructuredPruner:
             iterative_pruning_ratio_scheduler=partial(schedule_ratios, kind=schedule),
             ignored_layers=[modules[n] for n in ignored or []],
             round_to=round_to,
+            num_heads={m.qkv: m.num_heads for m in self.attention.values()},
+            prune_num_heads=whole_heads,
+            prune_head_dims=not whole_heads,
+            head_pruning_ratio=ratio if whole_heads else 0.0,
         )
 
     def step(self) -> None:
         """One pruning step (the next ratio of the schedule); call gradients first for Taylor."""
         self.pruner.step()
+        heads = self.pruner.num_heads  # by qkv layer; the blocks still hold the old counts
+        set_attention_heads(self.model, {name: heads[m.qkv] for name, m in self.attention.items()})
 
 
 def accumulate_gradients(
