@@ -19,6 +19,7 @@ from kta_cli.compress.pruned import is_attention, set_attention_heads
 from kta_cli.errors import KtaError
 
 log = logging.getLogger(__name__)
+TOKEN_PARAMETERS = ("cls_token", "reg_token", "dist_token", "pos_embed")
 
 
 def import_torch_pruning() -> Any:
@@ -93,6 +94,12 @@ class StructuredPruner:
             iterative_pruning_ratio_scheduler=partial(schedule_ratios, kind=schedule),
             ignored_layers=[modules[n] for n in ignored or []],
             round_to=round_to,
+            # a ViT's tokens and position embeddings carry the width in their last dimension
+            unwrapped_parameters=[
+                (param, param.dim() - 1)
+                for name, param in model.named_parameters()
+                if name in TOKEN_PARAMETERS
+            ],
             num_heads={m.qkv: m.num_heads for m in self.attention.values()},
             prune_num_heads=whole_heads,
             prune_head_dims=not whole_heads,
