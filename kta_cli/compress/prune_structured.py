@@ -138,6 +138,8 @@ def prune_one_layer(
     """Remove `ratio` of one layer's output channels (and its coupled group); returns how many."""
     tp = import_torch_pruning()
     modules = dict(model.named_modules())
+    if any(is_attention(m) for m in modules.values()):  # the bare graph does not know heads
+        return _prune_one_layer_with_heads(model, layer_name, ratio, importance, example, ignored)
     layer, frozen = modules[layer_name], {modules[n] for n in ignored}
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
     prune_fn = graph.get_pruner_of_module(layer).prune_out_channels
@@ -157,6 +159,26 @@ def prune_one_layer(
         return 0  # would empty a layer
     group.prune()
     return count
+
+
+def _prune_one_layer_with_heads(
+    model: nn.Module,
+    layer_name: str,
+    ratio: float,
+    importance: Any,
+    example: torch.Tensor,
+    ignored: list[str],
+) -> int:
+    """A ViT layer alone: the pruner (which keeps q, k and v of each head aligned) at ratio 0
+    everywhere but this layer's group."""
+    layer = model.get_submodule(layer_name)
+    width = layer.weight.shape[0]
+    pruner = StructuredPruner(
+        model, example, importance, ratio=0.0, scope="layer",
+        layer_ratios={layer_name: ratio}, ignored=ignored,
+    )  # fmt: skip
+    pruner.step()
+    return width - model.get_submodule(layer_name).weight.shape[0]
 
 
 PruneOne = Callable[[nn.Module, str, float], int]

@@ -62,3 +62,19 @@ def test_kta_prune_a_vit_then_eval_the_pruned_checkpoint(kta):
     evaluated = kta("eval", f"ckpt={pruned.run_dir('prune')}", "logger=none")
     assert evaluated.code == 0, evaluated.err
     assert evaluated.metrics("eval")["acc"] == pytest.approx(metrics["test_acc_after_finetune"])
+
+
+def test_vit_sensitivity_prunes_one_layer_with_its_heads_aligned():
+    import torch_pruning as tp
+
+    from kta_cli.compress.prune_structured import prune_one_layer
+
+    model = create_model("test_vit", num_classes=5, img_size=16).eval()
+    importance = tp.importance.MagnitudeImportance(p=1)
+    removed = prune_one_layer(
+        model, "blocks.0.attn.qkv", 0.5, importance, torch.randn(1, 3, 16, 16), head_layers(model)
+    )
+    attention = model.blocks[0].attn
+    assert removed == 96 and (attention.num_heads, attention.head_dim) == (2, 16)
+    assert model.blocks[1].attn.head_dim == 32  # only the layer asked for
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 5)
