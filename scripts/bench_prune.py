@@ -2,6 +2,10 @@
 
     python scripts/bench_prune.py latency    # resnet18 at 224x224, 50% of channels removed
     python scripts/bench_prune.py accuracy   # digits: train, then 50% structured / 90% unstructured
+    python scripts/bench_prune.py all --model vit_tiny_patch16_224 --cases structured
+        # a ViT: head dimensions and MLP channels (--attention heads: whole heads) at 224x224,
+        # and trained from scratch on the digits at --img-size
+    python scripts/bench_prune.py all --quick  # test_vit, tiny budgets: checks the script runs
 
 latency: CPU latency and MACs of the pruned model over the unpruned one, measured side by side
 (interleaved rounds, median over several runs, torch.set_num_threads(2)). Target: ratio <= 0.35.
@@ -23,31 +27,35 @@ import torch
 THREADS = 2
 
 
-def latency(runs: int, batch_sizes: list[int], round_to: int | None) -> None:
-    import timm
+def latency(
+    runs: int, batch_sizes: list[int], round_to: int | None, model: str, size: int,
+    attention: str,
+) -> None:  # fmt: skip
     import torch_pruning as tp
 
     from kta_cli.compress.prune_layers import head_layers
     from kta_cli.compress.prune_structured import StructuredPruner, count_macs_and_params
+    from kta_cli.models.factory import create_model
     from kta_cli.report.measure import interleaved_latency_ms
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    example = torch.randn(1, 3, 224, 224)
-    original = timm.create_model("resnet18", num_classes=1000).eval()
-    pruned = timm.create_model("resnet18", num_classes=1000).eval()
+    example = torch.randn(1, 3, size, size)
+    original = create_model(model, num_classes=1000, img_size=size).eval()
+    pruned = create_model(model, num_classes=1000, img_size=size).eval()
     pruned.load_state_dict(original.state_dict())
     StructuredPruner(
         pruned, example, tp.importance.MagnitudeImportance(p=1), ratio=0.5, scope="layer",
-        ignored=head_layers(pruned), round_to=round_to,
+        ignored=head_layers(pruned), round_to=round_to, attention=attention,
     ).step()  # fmt: skip
     macs0, params0 = count_macs_and_params(original, example)
     macs1, params1 = count_macs_and_params(pruned, example)
-    print(f"resnet18 224x224, 50% of channels per layer removed (L1), threads={THREADS}")
+    print(f"{model} {size}x{size}, 50% per layer removed (L1, attention {attention}), "
+          f"threads={THREADS}")  # fmt: skip
     print(f"params {params0} -> {params1}  ratio {params1 / params0:.3f}")
     print(f"MACs   {macs0} -> {macs1}  ratio {macs1 / macs0:.3f}")
     for batch in batch_sizes:
-        images = torch.randn(batch, 3, 224, 224)
+        images = torch.randn(batch, 3, size, size)
         ratios, before, after = [], [], []
         for _ in range(runs):
             times = interleaved_latency_ms(
@@ -73,19 +81,21 @@ def kta(folder: Path, *args: str) -> dict:
 
 def accuracy(
     folder: Path, epochs: int, finetune_epochs: int, img_size: int, ckpt: Path | None,
-    cases: list[str], unstructured_steps: int,
+    cases: list[str], unstructured_steps: int, model: str = "resnet18",
+    attention: str = "head_dims",
 ) -> None:  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     common = ["logger=none", "trainer.progress=false", f"trainer.threads={THREADS}"]
     if ckpt is None:
         trained = kta(
-            folder, "train", "model=resnet18", f"data.img_size={img_size}",
+            folder, "train", f"model={model}", f"data.img_size={img_size}",
             f"trainer.epochs={epochs}", *common,
         )  # fmt: skip
         print(f"trained: test_acc {trained['test_acc']:.4f}")
         ckpt = folder / "outputs" / "train" / "latest"
     arguments = {
-        "structured": ["prune.method=structured", "prune.ratio=0.5", "prune.scope=layer"],
+        "structured": ["prune.method=structured", "prune.ratio=0.5", "prune.scope=layer",
+                       f"prune.attention={attention}"],
         "unstructured": ["prune.method=unstructured", "prune.ratio=0.9",
                          f"prune.steps={unstructured_steps}", "prune.schedule=cubic"],
     }  # fmt: skip
@@ -121,13 +131,24 @@ def main() -> None:
         default=["structured", "unstructured"],
     )  # fmt: skip
     parser.add_argument("--unstructured-steps", type=int, default=3)
+    parser.add_argument("--model", default="resnet18", help="any timm CNN or ViT")
+    parser.add_argument("--latency-size", type=int, default=224)
+    parser.add_argument("--attention", choices=("head_dims", "heads"), default="head_dims")
+    parser.add_argument("--quick", action="store_true", help="test_vit at 32 px, 1 run, 1 epoch")
     args = parser.parse_args()
+    if args.quick:
+        args.model, args.latency_size, args.runs, args.batch_sizes = "test_vit", 32, 1, [1]
+        args.epochs, args.finetune_epochs, args.img_size = 1, 1, 16
     if args.part in ("latency", "all"):
-        latency(args.runs, args.batch_sizes, args.round_to)
+        latency(
+            args.runs, args.batch_sizes, args.round_to, args.model, args.latency_size,
+            args.attention,
+        )  # fmt: skip
     if args.part in ("accuracy", "all"):
         accuracy(
             args.folder.resolve(), args.epochs, args.finetune_epochs, args.img_size,
             args.ckpt.resolve() if args.ckpt else None, args.cases, args.unstructured_steps,
+            args.model, args.attention,
         )  # fmt: skip
 
 

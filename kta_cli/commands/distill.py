@@ -11,9 +11,11 @@ import time
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.data.spec import DataSpec
 from kta_cli.distill.report import against_teacher, train_baseline
 from kta_cli.distill.setup import (
     DistillOptions,
@@ -44,12 +46,24 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
+    data_choice = data_chosen_by_user()  # read here: worker processes have no HydraConfig
     return run_in_runtime(
         "distill",
         device=cfg.trainer.device,
         threads=cfg.trainer.threads,
-        body=lambda runtime: distill(cfg, runtime),
+        body=lambda runtime: distill(cfg, runtime, data_choice),
     )
+
+
+def data_chosen_by_user() -> tuple[bool, set[str]]:
+    """(was data=<name> given, on the command line or by an experiment; the data.* keys given).
+
+    Without data=, the transfer set is the teacher's own (kta_cli/distill/setup.py)."""
+    hydra = HydraConfig.get()
+    keys = [item.lstrip("+~").split("=")[0] for item in hydra.overrides.task]
+    chosen = "data" in keys or hydra.runtime.choices.get("data") != "digits"
+    given = {key.split(".")[1] for key in keys if key.startswith("data.")}
+    return chosen, given
 
 
 def options_from(cfg: DictConfig) -> DistillOptions:
@@ -85,7 +99,9 @@ def build_student(cfg: DictConfig, num_classes: int, img_size: int) -> torch.nn.
     )  # fmt: skip
 
 
-def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
+def distill(
+    cfg: DictConfig, runtime: Runtime, data_choice: tuple[bool, set[str]] = (True, set())
+) -> dict[str, Any]:
     options = options_from(cfg)
     settings = RunSettings.from_sections(
         section(cfg, "trainer"), section(cfg, "optim"), section(cfg, "sched"),
@@ -95,7 +111,9 @@ def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     resume_from = resume_path(cfg.trainer.resume, "distill")
     teacher_path, teacher_name = teacher_source(cfg.teacher.name, cfg.teacher.checkpoint)
     teacher_checkpoint = load_checkpoint(teacher_path) if teacher_name is None else None
-    data_values = transfer_data(section(cfg, "data"), teacher_checkpoint)
+    data_values = transfer_data(
+        section(cfg, "data"), teacher_checkpoint, data_chosen=data_choice[0], given=data_choice[1]
+    )
     data = build_data(spec_from_dict(data_values), rank=runtime.rank, world_size=runtime.world_size)
     img_size, num_classes = data.spec.img_size, len(data.class_names)
     teacher, teacher_arch = load_teacher(
@@ -158,19 +176,19 @@ def distill(cfg: DictConfig, runtime: Runtime) -> dict[str, Any]:
     )
     training.finish(
         metrics,
-        hparams=hparams_of(cfg, teacher_arch),
+        hparams=hparams_of(cfg, teacher_arch, data.spec),
         title=f"kta distill: {teacher_arch} -> {cfg.student.name} on {data.spec.name}",
         written={**metrics, "teacher": str(teacher_path), "parent": str(teacher_path)},
     )
     return metrics
 
 
-def hparams_of(cfg: DictConfig, teacher_arch: str) -> dict[str, Any]:
+def hparams_of(cfg: DictConfig, teacher_arch: str, spec: DataSpec) -> dict[str, Any]:
     d = cfg.distill
     return {
-        "teacher": teacher_arch, "student": cfg.student.name, "data": cfg.data.name,
+        "teacher": teacher_arch, "student": cfg.student.name, "data": spec.name,
         "optim": cfg.optim.name, "lr": cfg.optim.lr, "sched": cfg.sched.name,
-        "epochs": cfg.trainer.epochs, "batch_size": cfg.data.batch_size,
+        "epochs": cfg.trainer.epochs, "batch_size": spec.batch_size,
         "temperature": d.temperature, "temperature_schedule": d.temperature_schedule,
         "alpha": d.alpha, "alpha_schedule": d.alpha_schedule, "kd_weight": d.kd_weight,
         "mse_weight": d.mse_weight, "hints": len(d.hints),

@@ -96,6 +96,7 @@ def prune_settings(cfg: DictConfig) -> PruneSettings:
     return PruneSettings(
         method=p.method, ratio=float(p.ratio), scope=p.scope, steps=p.steps,
         schedule=p.schedule, max_layer_ratio=float(p.max_layer_ratio), round_to=p.round_to,
+        attention=p.attention,
         max_allowed_loss=p.max_allowed_loss,
         sensitivity_ratios=[float(r) for r in p.sensitivity_ratios],
         criterion=importance.name, importance=instantiate(importance.criterion),

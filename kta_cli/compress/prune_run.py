@@ -25,7 +25,8 @@ from kta_cli.compress.prune_structured import (
     prune_one_layer,
 )
 from kta_cli.compress.prune_unstructured import make_permanent, overall_sparsity, prune_unstructured
-from kta_cli.compress.pruned import conv_groups_of
+from kta_cli.compress.pruned import attention_heads_of, conv_groups_of
+from kta_cli.compress.steps import compression_step
 from kta_cli.data.datasets import spec_as_dict
 from kta_cli.engine.checkpoint import save_checkpoint
 from kta_cli.engine.finetune import fine_tune
@@ -33,6 +34,9 @@ from kta_cli.engine.loop import evaluate
 from kta_cli.engine.run import checkpoint_metadata
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.report.reporter import console
+
+STRUCTURED = "structured pruning (Torch-Pruning)"
+OTHER_WAY = "prune.method=unstructured avoids it"
 
 
 @dataclass
@@ -46,6 +50,7 @@ class PruneSettings:
     schedule: str = "linear"
     max_layer_ratio: float = 0.9
     round_to: int | None = None
+    attention: str = "head_dims"  # ViT attention blocks: shrink every head | remove whole heads
     max_allowed_loss: float | None = None
     sensitivity_ratios: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     criterion: str = "l1"  # the importance's name
@@ -118,16 +123,19 @@ class Session:
 def run_structured(session: Session) -> IterativeResult:
     settings, model = session.settings, session.model
     macs0, params0 = count_macs_and_params(model, session.example)
-    pruner = StructuredPruner(
-        model, session.example, session.importance, ratio=settings.ratio,
-        steps=settings.steps, schedule=settings.schedule, scope=settings.scope,
-        layer_ratios=session.layer_ratios, ignored=session.ignored,
-        max_layer_ratio=settings.max_layer_ratio, round_to=settings.round_to,
-    )  # fmt: skip
+    with compression_step(STRUCTURED, OTHER_WAY):
+        pruner = StructuredPruner(
+            model, session.example, session.importance, ratio=settings.ratio,
+            steps=settings.steps, schedule=settings.schedule, scope=settings.scope,
+            layer_ratios=session.layer_ratios, ignored=session.ignored,
+            max_layer_ratio=settings.max_layer_ratio, round_to=settings.round_to,
+            attention=settings.attention,
+        )  # fmt: skip
 
     def prune_step(step: int) -> dict[str, Any]:
         session.gradients_if_needed(model)
-        pruner.step()
+        with compression_step(STRUCTURED, OTHER_WAY):
+            pruner.step()
         model.zero_grad(set_to_none=True)
         check_forward(model, session.example, session.model_name)
         macs, params = count_macs_and_params(model, session.example)
@@ -174,8 +182,9 @@ def run_sensitivity(session: Session) -> dict[str, dict[float, float]]:
 
         def prune_one(model: torch.nn.Module, name: str, ratio: float) -> None:
             session.gradients_if_needed(model)  # the copy's own gradients, for taylor
-            prune_one_layer(model, name, ratio, session.importance, session.example,
-                            session.ignored)  # fmt: skip
+            with compression_step("the per-layer pruning sensitivity", "prune.sensitivity=false"):
+                prune_one_layer(model, name, ratio, session.importance, session.example,
+                                session.ignored)  # fmt: skip
     else:
 
         def prune_one(model: torch.nn.Module, name: str, ratio: float) -> None:
@@ -217,5 +226,6 @@ def save_pruned(
             "importance": session.criterion,
             "ratio": float(settings.ratio),
             "conv_groups": conv_groups_of(model),
+            "num_heads": attention_heads_of(model),
         },
     })  # fmt: skip

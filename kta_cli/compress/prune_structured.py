@@ -15,9 +15,11 @@ import torch
 from torch import nn
 
 from kta_cli.compress.prune_schedule import schedule_ratios
+from kta_cli.compress.pruned import is_attention, set_attention_heads
 from kta_cli.errors import KtaError
 
 log = logging.getLogger(__name__)
+TOKEN_PARAMETERS = ("cls_token", "reg_token", "dist_token", "pos_embed")
 
 
 def import_torch_pruning() -> Any:
@@ -45,7 +47,8 @@ def check_forward(model: nn.Module, example: torch.Tensor, name: str) -> None:
     except RuntimeError as error:
         raise KtaError(
             f"structured pruning broke {name}'s forward pass ({str(error).splitlines()[0]}); "
-            "structured pruning supports CNNs, use prune.method=unstructured for this model"
+            "structured pruning supports CNNs and timm ViTs, use prune.method=unstructured "
+            "for this model"
         ) from error
 
 
@@ -53,7 +56,9 @@ class StructuredPruner:
     """Remove channels in `steps` steps up to `ratio` (of each group's original channels).
 
     scope "global" ranks channels across all layers (importance normalised per layer), "layer"
-    prunes each layer by the same ratio; `layer_ratios` overrides single layers.
+    prunes each layer by the same ratio; `layer_ratios` overrides single layers. Attention
+    blocks (timm ViTs): attention "head_dims" shrinks every head, "heads" removes whole heads
+    (`ratio` of them); Torch-Pruning keeps q, k and v of a head together either way.
     """
 
     def __init__(
@@ -70,10 +75,13 @@ class StructuredPruner:
         ignored: list[str] | None = None,
         max_layer_ratio: float = 0.9,
         round_to: int | None = None,
+        attention: str = "head_dims",
     ) -> None:
         tp = import_torch_pruning()
         modules = dict(model.named_modules())
         self.model, self.example = model, example
+        self.attention = {name: m for name, m in modules.items() if is_attention(m)}
+        whole_heads = attention == "heads"
         self.pruner = tp.pruner.MetaPruner(
             model,
             example,
@@ -86,11 +94,23 @@ class StructuredPruner:
             iterative_pruning_ratio_scheduler=partial(schedule_ratios, kind=schedule),
             ignored_layers=[modules[n] for n in ignored or []],
             round_to=round_to,
+            # a ViT's tokens and position embeddings carry the width in their last dimension
+            unwrapped_parameters=[
+                (param, param.dim() - 1)
+                for name, param in model.named_parameters()
+                if name in TOKEN_PARAMETERS
+            ],
+            num_heads={m.qkv: m.num_heads for m in self.attention.values()},
+            prune_num_heads=whole_heads,
+            prune_head_dims=not whole_heads,
+            head_pruning_ratio=ratio if whole_heads else 0.0,
         )
 
     def step(self) -> None:
         """One pruning step (the next ratio of the schedule); call gradients first for Taylor."""
         self.pruner.step()
+        heads = self.pruner.num_heads  # by qkv layer; the blocks still hold the old counts
+        set_attention_heads(self.model, {name: heads[m.qkv] for name, m in self.attention.items()})
 
 
 def accumulate_gradients(
@@ -118,6 +138,8 @@ def prune_one_layer(
     """Remove `ratio` of one layer's output channels (and its coupled group); returns how many."""
     tp = import_torch_pruning()
     modules = dict(model.named_modules())
+    if any(is_attention(m) for m in modules.values()):  # the bare graph does not know heads
+        return _prune_one_layer_with_heads(model, layer_name, ratio, importance, example, ignored)
     layer, frozen = modules[layer_name], {modules[n] for n in ignored}
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
     prune_fn = graph.get_pruner_of_module(layer).prune_out_channels
@@ -137,6 +159,26 @@ def prune_one_layer(
         return 0  # would empty a layer
     group.prune()
     return count
+
+
+def _prune_one_layer_with_heads(
+    model: nn.Module,
+    layer_name: str,
+    ratio: float,
+    importance: Any,
+    example: torch.Tensor,
+    ignored: list[str],
+) -> int:
+    """A ViT layer alone: the pruner (which keeps q, k and v of each head aligned) at ratio 0
+    everywhere but this layer's group."""
+    layer = model.get_submodule(layer_name)
+    width = layer.weight.shape[0]
+    pruner = StructuredPruner(
+        model, example, importance, ratio=0.0, scope="layer",
+        layer_ratios={layer_name: ratio}, ignored=ignored,
+    )  # fmt: skip
+    pruner.step()
+    return width - model.get_submodule(layer_name).weight.shape[0]
 
 
 PruneOne = Callable[[nn.Module, str, float], int]

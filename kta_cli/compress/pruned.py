@@ -2,8 +2,9 @@
 
 The checkpoint holds the timm build arguments and a state_dict whose tensors are smaller than the
 timm default. We build the default architecture, give every parameter and buffer the saved shape,
-update the attributes forward() reads (channel counts, groups, normalized_shape), then load the
-weights strictly. Written by hand because no library rebuilds a pruned timm model from shapes.
+update the attributes forward() reads (channel counts, groups, normalized_shape; a ViT's head
+counts, saved as `pruning.num_heads`), then load the weights strictly. Written by hand because
+no library rebuilds a pruned timm model from shapes.
 """
 
 from __future__ import annotations
@@ -75,6 +76,37 @@ def conv_groups_of(model: nn.Module) -> dict[str, int]:
     }
 
 
+def is_attention(module: nn.Module) -> bool:
+    """A timm ViT attention block: heads read from qkv's output, split into num_heads."""
+    return isinstance(getattr(module, "qkv", None), nn.Linear) and hasattr(module, "num_heads")
+
+
+def attention_heads_of(model: nn.Module) -> dict[str, int]:
+    """num_heads of every attention block: the one pruned shape no tensor shows."""
+    return {name: int(m.num_heads) for name, m in model.named_modules() if is_attention(m)}
+
+
+def set_attention_heads(model: nn.Module, num_heads: dict[str, int]) -> None:
+    """Head counts as given, head sizes from the (pruned) qkv layer, and the model's width.
+
+    The scale follows the new head size, as scaled_dot_product_attention (timm's fused path)
+    does on its own, so the fused and the plain attention paths agree.
+    """
+    for name, module in model.named_modules():
+        if name in num_heads and is_attention(module):
+            heads = int(num_heads[name])
+            module.num_heads = heads
+            module.head_dim = module.qkv.out_features // (3 * heads)
+            if hasattr(module, "attn_dim"):
+                module.attn_dim = heads * module.head_dim
+            module.scale = module.head_dim**-0.5
+    projection = getattr(getattr(model, "patch_embed", None), "proj", None)
+    if num_heads and isinstance(projection, nn.Conv2d):  # the residual width may have shrunk
+        for attribute in ("embed_dim", "num_features", "head_hidden_size"):
+            if hasattr(model, attribute):
+                setattr(model, attribute, projection.out_channels)
+
+
 def pruned_model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
     """The pruned model a `kta prune` checkpoint was saved from, with its weights."""
     args = checkpoint["model_args"]
@@ -82,7 +114,9 @@ def pruned_model_from_checkpoint(checkpoint: dict[str, Any]) -> nn.Module:
     model = create_model(
         args["name"], num_classes=args["num_classes"], img_size=args.get("img_size")
     )
-    reshape_to_state_dict(model, state, checkpoint.get("pruning", {}).get("conv_groups"))
+    pruning = checkpoint.get("pruning", {})
+    reshape_to_state_dict(model, state, pruning.get("conv_groups"))
+    set_attention_heads(model, pruning.get("num_heads") or {})
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

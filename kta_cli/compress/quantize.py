@@ -17,6 +17,7 @@ from torch import nn
 
 from kta_cli.compress.observers import OBSERVERS
 from kta_cli.compress.quantized import CAST_DTYPES, CastModel, QuantizedProgram, program_to_tensor
+from kta_cli.compress.steps import compression_step
 from kta_cli.errors import KtaError, did_you_mean
 
 MODES = ("static", "dynamic", "fp16", "bf16")
@@ -100,7 +101,11 @@ def quantize(
         return Quantized(CastModel(copy.deepcopy(model), dtype).eval(), {"model": state})
     example = next(iter(train_loader))[0]
     if settings.backend == "fx_x86":
-        return _quantize_fx(model, settings, train_loader, val_loader, example)
+        with compression_step(
+            "int8 quantization (quant.backend=fx_x86)",
+            "try quant.backend=pt2e_x86, or quant.mode=fp16",
+        ):
+            return _quantize_fx(model, settings, train_loader, val_loader, example)
     return _quantize_pt2e(model, settings, train_loader, val_loader, example, name)
 
 
@@ -162,15 +167,22 @@ def _quantize_pt2e(
             pt2e.calibrate(prepared, train_loader, batches)
         return pt2e.convert(prepared, qat=qat), reference, history
 
-    converted, reference, history = run([])
+    int8_step = f"{settings.mode} int8 quantization (quant.backend=pt2e_x86)"
+    other_way = "try quant.backend=fx_x86, or quant.mode=fp16"
+    with compression_step(int8_step, other_way):
+        converted, reference, history = run([])
     rows: list[dict[str, Any]] = []
     if reference is not None and (settings.sensitivity or settings.keep_float):
         images = [images for _, (images, _) in zip(range(2), val_loader, strict=False)]
-        rows = layer_sqnr(reference, converted, images)
+        with compression_step(
+            "the per-layer SQNR table", "quant.sensitivity=false and quant.keep_float=0 skip it"
+        ):
+            rows = layer_sqnr(reference, converted, images)
     kept = _layers_to_keep(settings.keep_float, rows)
-    if kept:
-        converted, _, history = run(kept)
-    program = pt2e.to_program(converted, example)
+    with compression_step(int8_step, other_way):
+        if kept:
+            converted, _, history = run(kept)
+        program = pt2e.to_program(converted, example)
     runnable = QuantizedProgram(program.module())
     return Quantized(runnable, {"program": program_to_tensor(program)}, rows, kept, history)
 

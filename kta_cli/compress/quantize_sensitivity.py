@@ -28,6 +28,18 @@ def _is_layer(node_name: str) -> bool:
     return node_name.split("_")[0] in QUANTIZABLE_OPS or node_name.startswith("conv")
 
 
+def _tensor_layers(logged: dict[Any, tuple[Any, Any, list[Any]]]) -> dict[Any, Any]:
+    """Only conv/linear outputs that are float tensors: a ViT's graph also logs shape values
+    (sym_size nodes, plain ints), which the SQNR comparison cannot take."""
+    return {
+        debug_info: (node_name, stack, stats)
+        for debug_info, (node_name, stack, stats) in logged.items()
+        if node_name
+        and _is_layer(node_name)
+        and all(isinstance(s, torch.Tensor) and s.is_floating_point() for s in stats)
+    }
+
+
 @torch.no_grad()
 def layer_sqnr(
     reference: GraphModule, quantized: GraphModule, images: list[torch.Tensor]
@@ -39,13 +51,12 @@ def layer_sqnr(
         float_logged(batch)
         quant_logged(batch)
     comparisons = compare_results(
-        extract_results_from_loggers(float_logged), extract_results_from_loggers(quant_logged)
+        _tensor_layers(extract_results_from_loggers(float_logged)),
+        _tensor_layers(extract_results_from_loggers(quant_logged)),
     )
     order = {node.name: i for i, node in enumerate(float_logged.graph.nodes)}
     rows = []
     for summary in comparisons.values():
-        if not _is_layer(summary.ref_node_name):
-            continue
         values = [float(r.sqnr) for r in summary.results]
         rows.append(
             {

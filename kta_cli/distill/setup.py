@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,14 +87,43 @@ def teacher_source(name: str | None, checkpoint: str | None) -> tuple[Path, str 
     return resolve_checkpoint(checkpoint), name
 
 
-def transfer_data(data: dict[str, Any], teacher: dict[str, Any] | None) -> dict[str, Any]:
-    """The transfer data: `data` with img_size/mean/std left null filled from the teacher's."""
-    values = dict(data)
+FOLLOW_TEACHER = ("img_size", "mean", "std")  # null in configs/distill.yaml: the teacher's
+
+
+def _changed_keys(data: dict[str, Any]) -> set[str]:
+    """Keys of `data` that differ from the data schema's defaults (user or experiment set them)."""
+    defaults = dataclasses.asdict(DataSpec())
+    return {
+        key
+        for key, value in data.items()
+        if key not in FOLLOW_TEACHER and key in defaults and value != defaults[key]
+    } | {key for key in FOLLOW_TEACHER if data.get(key) is not None}
+
+
+def transfer_data(
+    data: dict[str, Any],
+    teacher: dict[str, Any] | None,
+    *,
+    data_chosen: bool = True,
+    given: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The transfer data: by default the teacher's own data set and options, else `data`.
+
+    data_chosen: the user (or an experiment) picked a data set with data=<name>; then `data` is
+    the transfer set and only img_size/mean/std left null come from the teacher. Otherwise the
+    teacher's recorded data options are the base, and the data.* keys the user set (`given`, and
+    any that differ from the schema's defaults) replace theirs: distill needs no data options.
+    """
     recorded = (teacher or {}).get("data", {})
-    for key in ("img_size", "mean", "std"):
+    trained_with = dict((teacher or {}).get("config", {}).get("data") or {})
+    if data_chosen or not trained_with:
+        values = dict(data)
+    else:
+        values = {**trained_with, **{k: data[k] for k in _changed_keys(data) | set(given)}}
+    for key in FOLLOW_TEACHER:
         if values.get(key) is None:
             values[key] = recorded.get(key, getattr(DataSpec(), key))
-    trained_on = (teacher or {}).get("config", {}).get("data", {}).get("name")
+    trained_on = trained_with.get("name")
     if trained_on and trained_on != values["name"]:
         log.warning("teacher was trained on %s, the transfer set is %s", trained_on, values["name"])
     return values

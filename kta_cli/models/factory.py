@@ -6,8 +6,12 @@ A leaf: reads no files (kta_cli/loading.py does) and knows nothing of compressio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -16,6 +20,50 @@ from kta_cli.errors import KtaError, did_you_mean
 
 log = logging.getLogger(__name__)
 INIT_SCHEMES = ("default", "kaiming", "xavier", "orthogonal")
+
+
+def hub_reachable(timeout_s: float = 2.0) -> bool:
+    """One short probe of the Hugging Face hub, so an offline machine is told at once.
+
+    Without it huggingface_hub retries five times with back-off (~50 s) and logs every retry.
+    A thread bounds the DNS look-up too, which a socket timeout does not.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urlparse(constants.ENDPOINT)
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    reached: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            reached.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return bool(reached)
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """huggingface_hub's offline mode for one call: cached weights load, others fail at once."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    timm_log = logging.getLogger("timm.models._builder")  # its "Loading ... from the hub" line
+    level = timm_log.level
+    constants.HF_HUB_OFFLINE = True  # read at call time by huggingface_hub's HTTP layer
+    timm_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+        timm_log.setLevel(level)
 
 
 def create_model(
@@ -39,22 +87,25 @@ def create_model(
         "num_classes": num_classes,
         "drop_rate": drop_rate,
     }
+    online = not pretrained or hub_reachable()
     try:
-        try:
-            return (
-                timm.create_model(name, img_size=img_size, **kwargs)
-                if img_size
-                else timm.create_model(name, **kwargs)
-            )
-        except TypeError as error:
-            if "img_size" not in str(error):
-                raise
-            return timm.create_model(name, **kwargs)
+        with nullcontext() if online else hub_offline():
+            try:
+                return (
+                    timm.create_model(name, img_size=img_size, **kwargs)
+                    if img_size
+                    else timm.create_model(name, **kwargs)
+                )
+            except TypeError as error:
+                if "img_size" not in str(error):
+                    raise
+                return timm.create_model(name, **kwargs)
     except (OSError, RuntimeError) as error:
         if not pretrained:
             raise
+        why = type(error).__name__ if online else "the hub is unreachable and they are not cached"
         raise KtaError(
-            f"could not fetch pretrained weights for {name} ({type(error).__name__}); "
+            f"could not fetch pretrained weights for {name} ({why}); "
             "offline? start from a local file with model.checkpoint=<path> and "
             "model.pretrained=false"
         ) from error

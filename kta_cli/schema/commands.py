@@ -96,6 +96,7 @@ class PruneSettings:
     ignore: Any = field(default_factory=list)  # layers or blocks left alone (a name or a list)
     max_layer_ratio: float = unit_open_closed(0.9)  # global: no layer loses more than this
     round_to: int | None = positive(None)  # structured: channel counts a multiple of this
+    attention: str = one_of("head_dims", "heads")  # ViTs: shrink every head | remove heads
     steps: int = positive(1)  # prune in this many steps, fine-tuning after each
     schedule: str = one_of("linear", "cubic")  # cubic: gradual AGP, big steps first
     max_allowed_loss: float | None = positive(None)  # stop when val loss after a step exceeds it

@@ -1,5 +1,6 @@
 """Building models: typos, offline hub weights, local weights with head replacement, init."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,26 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(KtaError, match="model.checkpoint"):
         create_model("test_resnet", num_classes=3, pretrained=True)
+
+
+def test_pretrained_with_the_hub_unreachable_fails_at_once_with_one_line(
+    kta, monkeypatch, tmp_path: Path
+):
+    from huggingface_hub import constants
+
+    # nothing listens on the discard port: the probe is refused, as with no network at all
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    started = time.perf_counter()
+    with pytest.raises(KtaError, match="unreachable"):
+        create_model("test_resnet", num_classes=3, pretrained=True)
+    assert time.perf_counter() - started < 5  # was 53 s of hub retries
+    result = kta("train", *TINY, "model.pretrained=true")
+    assert (
+        result.code == 2 and "not cached" in result.err and "model.checkpoint=<path>" in result.err
+    )
+    shown = [line for line in (result.out + result.err).splitlines() if line.strip()]
+    assert len(shown) == 1 and "http" not in shown[0]
 
 
 def test_head_is_replaced_when_class_count_differs(tmp_path: Path):
