@@ -144,7 +144,28 @@ def rewrite_group_choices(command: str, overrides: list[str]) -> list[str]:
             out.append(f"{key}.name={value}")  # validated against timm's registry when built
         else:
             raise KtaError(did_you_mean(value, options, what=f"{key}"))
+    refuse_data_keys_without_data_set(command, out)
     return out
+
+
+def refuse_data_keys_without_data_set(command: str, overrides: list[str]) -> None:
+    """`data.<key>=...` alone, for a command whose data follow the checkpoint (`data: null`),
+    has no data set to change; Hydra would end in a traceback ("Unexpected type for root")."""
+    from omegaconf import OmegaConf
+
+    from kta_cli.errors import KtaError
+
+    keys = [o.partition("=")[0] for o in overrides]
+    changes = [k for k in keys if k.startswith("data.")]
+    if not changes or "data" in keys:
+        return
+    primary = OmegaConf.to_container(OmegaConf.load(config_dir() / f"{command}.yaml"))
+    defaults = primary.get("defaults", [])  # type: ignore[union-attr]
+    if any(isinstance(d, dict) and "data" in d and d["data"] is None for d in defaults):
+        raise KtaError(
+            f"{changes[0]}=... changes a data set, but kta {command} reads the checkpoint's own "
+            f"data unless data=<option> is given: add it, e.g. data=shapes {changes[0]}=..."
+        )
 
 
 def one_line(error: BaseException) -> str:

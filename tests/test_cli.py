@@ -118,3 +118,11 @@ def test_sweep_writes_one_run_folder_per_job(kta):
     assert runs == ["0", "1"]
     for run in runs:
         assert (sweeps[0] / run / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("command", ["eval", "quantize", "prune", "explain", "attack"])
+def test_data_key_without_a_data_set_is_one_line_not_a_traceback(kta, command: str) -> None:
+    # these commands read the checkpoint's own data (data: null); Hydra cannot set a key of it
+    result = kta(command, "ckpt=missing.ckpt", "data.test_style=noise")
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "add it, e.g. data=shapes" in result.err
