@@ -78,10 +78,15 @@ def test_dark_knowledge_reports_the_class_left_out(kta, tiny_ckpt):
     metrics = result.metrics("distill")
     assert metrics["teacher_cache"].startswith("teacher runs every step (distill.cache=false)")
     assert metrics["omitted_class"] == "3"
-    assert 0.0 <= metrics["omitted_class_test_acc"] <= 1.0
-    assert 0.0 <= metrics["teacher_omitted_class_test_acc"] <= 1.0
-    assert metrics["omitted_class_bias_shift"] >= 0.0
-    assert 0.0 <= metrics["omitted_class_test_acc_bias_adjusted"] <= 1.0
+    assert "teacher_omitted_class_test_acc" in metrics
+    # the shift is searched on 0, 0.25, ..., 10; raising class 3's logit can only turn more
+    # predictions into 3, so its accuracy with the shift is never below the plain one
+    assert metrics["omitted_class_bias_shift"] in [0.25 * i for i in range(41)]
+    shifted = metrics["omitted_class_test_acc_bias_adjusted"]
+    plain = metrics["omitted_class_test_acc"]
+    assert shifted >= plain
+    if metrics["omitted_class_bias_shift"] == 0:
+        assert shifted == plain
 
 
 def test_teacher_as_model_name_with_plain_weights(kta, tiny_ckpt, tmp_path):
@@ -95,7 +100,10 @@ def test_teacher_as_model_name_with_plain_weights(kta, tiny_ckpt, tmp_path):
         "data.img_size=16",
     )
     assert result.code == 0, result.err
-    assert json.loads((result.run_dir("distill") / "metrics.json").read_text())["test_acc"] >= 0
+    metrics = json.loads((result.run_dir("distill") / "metrics.json").read_text())
+    # the weights were loaded: tiny_ckpt scores ~0.28 on the digits, an untrained teacher ~0.1
+    assert metrics["teacher_test_acc"] > 0.18
+    assert load_checkpoint(result.run_dir("distill") / "best.ckpt")["parent"] == str(weights)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,6 @@ def test_structured_pruning_shrinks_the_model_and_eval_reads_it(kta, tiny_ckpt) 
     assert metrics["params_after"] < 0.6 * metrics["params_before"]
     assert metrics["macs_ratio"] < 0.6 and metrics["latency_ms_after"] > 0
     assert [s["step"] for s in metrics["steps"]] == [1, 2] and metrics["kept_step"] == 2
-    assert 0.0 <= metrics["test_acc_after_finetune"] <= 1.0
     assert (run_dir / "accuracy_vs_sparsity.png").is_file()
     assert list(run_dir.glob("events.out.tfevents.*"))
     checkpoint = load_checkpoint(run_dir / "model.ckpt")
