@@ -5,13 +5,11 @@ import json
 
 import pytest
 
-from tests.conftest import TINY
+from tests.settings import TINY
 
 
-def test_eval_reports_per_class_accuracy_and_confusion_matrix(kta):
-    trained = kta("train", *TINY)
-    assert trained.code == 0, trained.err
-    result = kta("eval", f"ckpt={trained.run_dir()}", "split=val", "logger=none")
+def test_eval_reports_per_class_accuracy_and_confusion_matrix(kta, tiny_ckpt):
+    result = kta("eval", f"ckpt={tiny_ckpt.parent}", "split=val", "logger=none")
     assert result.code == 0, result.err
     metrics = result.metrics("eval")
     assert metrics["split"] == "val" and set(metrics["per_class_acc"]) == set(map(str, range(10)))
@@ -19,7 +17,7 @@ def test_eval_reports_per_class_accuracy_and_confusion_matrix(kta):
     assert sum(map(sum, confusion)) == metrics["images"]
     correct = sum(confusion[i][i] for i in range(10))
     assert abs(correct / metrics["images"] - metrics["acc"]) < 1e-6
-    assert metrics["parent"] == str(trained.run_dir() / "best.ckpt")
+    assert metrics["parent"] == str(tiny_ckpt)
     assert len(metrics["hardest_classes"]) == 3
     assert (result.run_dir("eval") / "confusion_matrix.png").stat().st_size > 1000
     # calibration: NLL is the mean cross-entropy, the temperature was fitted (on val itself here)
@@ -39,9 +37,8 @@ def test_eval_on_another_data_set_checks_the_class_count(kta):
     assert digits.code == 2 and "6 classes, the data 10" in digits.err
 
 
-def test_eval_metrics_are_valid_json_without_nan(kta):
-    trained = kta("train", *TINY, "trainer.max_steps=2")
-    result = kta("eval", f"ckpt={trained.run_dir() / 'last.ckpt'}", "logger=none")
+def test_eval_metrics_are_valid_json_without_nan(kta, tiny_ckpt):
+    result = kta("eval", f"ckpt={tiny_ckpt.parent / 'last.ckpt'}", "logger=none")
     assert result.code == 0, result.err
     text = (result.run_dir("eval") / "metrics.json").read_text()
     assert "NaN" not in text and json.loads(text)["images"] > 0

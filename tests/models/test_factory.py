@@ -12,7 +12,7 @@ from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.errors import KtaError
 from kta_cli.loading import build_model, load_weights
 from kta_cli.models.factory import create_model, init_weights
-from tests.conftest import TINY
+from tests.settings import TINY
 
 
 def tiny(num_classes: int = 10):
@@ -100,14 +100,20 @@ def test_init_schemes_reinitialise_conv_weights(scheme: str):
         assert torch.allclose(flat @ flat.T, torch.eye(3), atol=1e-5)
 
 
-def test_build_model_from_checkpoint_via_cli_logs_replaced_head(kta):
-    first = kta("train", *TINY, "data.classes=[0,1,2]", "trainer.max_steps=2")
-    assert first.code == 0, first.err
-    ckpt = first.run_dir() / "last.ckpt"
-    second = kta("train", *TINY, f"model.checkpoint={ckpt}", "trainer.max_steps=2")
+def test_build_model_from_checkpoint_via_cli_logs_replaced_head(kta, tiny_ckpt):
+    # tiny_ckpt has 10 classes; a 3-class target keeps its body and replaces its head
+    second = kta(
+        "train",
+        *TINY,
+        "data.classes=[0,1,2]",
+        f"model.checkpoint={tiny_ckpt}",
+        "trainer.max_steps=2",
+    )
     assert second.code == 0, second.err
     log = (second.run_dir() / "train.log").read_text()
     assert "2 replaced (head)" in log and "replaced: fc.weight, fc.bias" in log
-    assert load_checkpoint(second.run_dir() / "last.ckpt")["parent"] == str(ckpt)
-    model = build_model("test_resnet", num_classes=10, checkpoint=str(ckpt))
-    assert model.fc.out_features == 10
+    assert load_checkpoint(second.run_dir() / "last.ckpt")["parent"] == str(tiny_ckpt)
+    model = build_model("test_resnet", num_classes=3, checkpoint=str(tiny_ckpt))
+    assert model.fc.out_features == 3
+    source = load_checkpoint(tiny_ckpt)["model"]
+    assert torch.equal(model.conv1[0].weight, source["conv1.0.weight"])  # the body was loaded

@@ -2,7 +2,7 @@
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import TINY
+from tests.settings import TINY
 
 
 def test_train_logs_scalars_images_and_hparams(kta):
@@ -12,6 +12,7 @@ def test_train_logs_scalars_images_and_hparams(kta):
         "logger=tensorboard",
         "trainer.epochs=2",
         "trainer.log_every=5",
+        "data.train_per_class=30",  # 300 images: 5 steps an epoch, enough to log every 5
     )
     assert result.code == 0, result.err
     events = EventAccumulator(str(result.run_dir()), size_guidance={"images": 4})
@@ -59,6 +60,7 @@ def test_early_stopping_stops_when_the_metric_stalls(kta):
         "sched=constant",
         "trainer.early_stopping.patience=1",
         "trainer.early_stopping.min_delta=0.01",
+        "data.train_per_class=30",
     )
     assert result.code == 0, result.err
     metrics = result.metrics()

@@ -1,24 +1,19 @@
-"""Fixtures for strategy tests: a tiny timm model, tiny data, a short real training loop, and
-one source checkpoint trained once per session through the real CLI."""
+"""Helpers for strategy tests: a tiny timm model, tiny data, a short real training loop (the
+transfer source checkpoint, source_ckpt, is a session fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import pytest
 import timm
 import torch
 
-from kta_cli.cli import main
 from kta_cli.data.loaders import InMemoryLoader
 from kta_cli.engine.loop import LoopSettings, Trainer
 from kta_cli.engine.optim import build_optimizer, build_scheduler
 from kta_cli.engine.tasks import ClassificationTask
 from kta_cli.report.reporter import TensorBoard, TrainingReporter
 from kta_cli.strategies.base import StrategyPlan
-from tests.conftest import TINY
 
 
 def tiny_model(num_classes: int = 3) -> torch.nn.Module:
@@ -62,18 +57,3 @@ def run_plan(
     )
     trainer.fit(loader, tiny_loader(9))
     return trainer
-
-
-@pytest.fixture(scope="session")
-def source_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A test_resnet trained for one epoch on digits 0-4 (the transfer source)."""
-    folder = tmp_path_factory.mktemp("source")
-    here = Path.cwd()
-    os.chdir(folder)
-    try:
-        main(["train", *TINY, "data.classes=[0,1,2,3,4]", "data.train_per_class=40"])
-    except SystemExit as exit_:
-        assert exit_.code in (0, None)
-    finally:
-        os.chdir(here)
-    return (folder / "outputs" / "train" / "latest" / "best.ckpt").resolve()

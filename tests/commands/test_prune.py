@@ -9,12 +9,8 @@ import pytest
 from kta_cli.cli import config_dir
 from kta_cli.engine.checkpoint import load_checkpoint
 from kta_cli.loading import model_from_checkpoint
+from tests.settings import PRUNE_FAST as FAST
 
-# Fine-tuning sees 8 digits per class (data=digits with the checkpoint's size and statistics).
-FAST = [
-    "logger=none", "trainer.progress=false", "measure.latency=false", "finetune.epochs=0",
-    "data=digits", "data.train_per_class=8",
-]  # fmt: skip
 IMPORTANCE = sorted(p.stem for p in (config_dir() / "importance").glob("*.yaml"))
 
 
@@ -24,20 +20,19 @@ def prune(kta, ckpt: Path, *args: str):
     return result, result.metrics("prune")
 
 
-def test_structured_pruning_shrinks_the_model_and_eval_reads_it(kta, prune_trained_ckpt) -> None:
+def test_structured_pruning_shrinks_the_model_and_eval_reads_it(kta, tiny_ckpt) -> None:
     result, metrics = prune(
-        kta, prune_trained_ckpt, "prune.ratio=0.5", "prune.steps=2", "finetune.epochs=1",
+        kta, tiny_ckpt, "prune.ratio=0.5", "prune.steps=2", "finetune.epochs=1",
         "measure.latency=true", "measure.rounds=1", "logger=tensorboard",
     )  # fmt: skip
     run_dir = result.run_dir("prune")
     assert metrics["params_after"] < 0.6 * metrics["params_before"]
     assert metrics["macs_ratio"] < 0.6 and metrics["latency_ms_after"] > 0
     assert [s["step"] for s in metrics["steps"]] == [1, 2] and metrics["kept_step"] == 2
-    assert 0.0 <= metrics["test_acc_after_finetune"] <= 1.0
     assert (run_dir / "accuracy_vs_sparsity.png").is_file()
     assert list(run_dir.glob("events.out.tfevents.*"))
     checkpoint = load_checkpoint(run_dir / "model.ckpt")
-    assert checkpoint["model_kind"] == "pruned" and checkpoint["parent"] == str(prune_trained_ckpt)
+    assert checkpoint["model_kind"] == "pruned" and checkpoint["parent"] == str(tiny_ckpt)
     model = model_from_checkpoint(checkpoint)
     assert sum(p.numel() for p in model.parameters()) == metrics["params_after"]
     for name, (before, after) in metrics["layers"].items():
@@ -47,9 +42,9 @@ def test_structured_pruning_shrinks_the_model_and_eval_reads_it(kta, prune_train
     assert evaluated.metrics("eval")["acc"] == pytest.approx(metrics["test_acc_after_finetune"])
 
 
-def test_unstructured_pruning_reaches_the_exact_sparsity(kta, prune_trained_ckpt) -> None:
+def test_unstructured_pruning_reaches_the_exact_sparsity(kta, tiny_ckpt) -> None:
     result, metrics = prune(
-        kta, prune_trained_ckpt, "prune.method=unstructured", "prune.ratio=0.7",
+        kta, tiny_ckpt, "prune.method=unstructured", "prune.ratio=0.7",
         "finetune.epochs=1",
     )  # fmt: skip
     model = model_from_checkpoint(load_checkpoint(result.run_dir("prune") / "model.ckpt"))
@@ -63,14 +58,14 @@ def test_unstructured_pruning_reaches_the_exact_sparsity(kta, prune_trained_ckpt
     assert metrics["nonzero_params_after"] < 0.4 * metrics["params_before"]
 
 
-def test_iterative_loop_stops_on_max_allowed_loss(kta, prune_trained_ckpt) -> None:
+def test_iterative_loop_stops_on_max_allowed_loss(kta, tiny_ckpt) -> None:
     _, metrics = prune(
-        kta, prune_trained_ckpt, "prune.steps=3", "prune.ratio=0.6", "prune.max_allowed_loss=1e-6"
+        kta, tiny_ckpt, "prune.steps=3", "prune.ratio=0.6", "prune.max_allowed_loss=1e-6"
     )
     assert metrics["stopped_on_max_loss"] and metrics["steps_run"] == 1
     assert metrics["kept_step"] == 0 and metrics["params_after"] == metrics["params_before"]
     _, metrics = prune(
-        kta, prune_trained_ckpt, "prune.steps=3", "prune.ratio=0.6", "prune.max_allowed_loss=100",
+        kta, tiny_ckpt, "prune.steps=3", "prune.ratio=0.6", "prune.max_allowed_loss=100",
         "prune.schedule=cubic",
     )  # fmt: skip
     assert not metrics["stopped_on_max_loss"] and metrics["kept_step"] == 3
@@ -78,9 +73,9 @@ def test_iterative_loop_stops_on_max_allowed_loss(kta, prune_trained_ckpt) -> No
     assert targets == pytest.approx([0.6 * (1 - (1 - i / 3) ** 3) for i in (1, 2, 3)])
 
 
-def test_sensitivity_table_and_plot(kta, prune_trained_ckpt) -> None:
+def test_sensitivity_table_and_plot(kta, tiny_ckpt) -> None:
     result, metrics = prune(
-        kta, prune_trained_ckpt, "prune.sensitivity=true", "prune.sensitivity_ratios=[0.5]",
+        kta, tiny_ckpt, "prune.sensitivity=true", "prune.sensitivity_ratios=[0.5]",
         "prune.ignore=[conv1,layer3,layer4]",
     )  # fmt: skip
     assert (result.run_dir("prune") / "sensitivity.png").is_file()
@@ -92,9 +87,9 @@ def test_sensitivity_table_and_plot(kta, prune_trained_ckpt) -> None:
 
 
 @pytest.mark.parametrize("importance", IMPORTANCE)
-def test_every_importance_criterion_prunes(kta, prune_trained_ckpt, importance: str) -> None:
+def test_every_importance_criterion_prunes(kta, tiny_ckpt, importance: str) -> None:
     _, metrics = prune(
-        kta, prune_trained_ckpt, f"importance={importance}", "prune.ratio=0.3",
+        kta, tiny_ckpt, f"importance={importance}", "prune.ratio=0.3",
         "prune.scope=layer", "prune.layer_ratios={layer4.0.conv1: 0.5}",
     )  # fmt: skip
     assert metrics["importance"] == importance and metrics["params_ratio"] < 0.9
@@ -118,9 +113,9 @@ def test_every_importance_criterion_prunes(kta, prune_trained_ckpt, importance: 
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(
-    kta, prune_trained_ckpt, args: list[str], message: str
+    kta, tiny_ckpt, args: list[str], message: str
 ) -> None:
-    ckpt = [] if any(a.startswith("ckpt=") for a in args) else [f"ckpt={prune_trained_ckpt}"]
+    ckpt = [] if any(a.startswith("ckpt=") for a in args) else [f"ckpt={tiny_ckpt}"]
     result = kta("prune", *ckpt, *FAST, *args)
     assert result.code == 2
     lines = result.err.strip().splitlines()
@@ -128,9 +123,9 @@ def test_bad_input_is_one_line_with_exit_code_2(
     assert message in lines[0]
 
 
-def test_pruned_then_quantized(kta, prune_trained_ckpt) -> None:
+def test_pruned_then_quantized(kta, tiny_ckpt) -> None:
     pytest.importorskip("kta_cli.commands.quantize")
-    _, pruned = prune(kta, prune_trained_ckpt, "prune.ratio=0.5")
+    _, pruned = prune(kta, tiny_ckpt, "prune.ratio=0.5")
     result = kta(
         "quantize", "ckpt=outputs/prune/latest", "logger=none", "quant.compile=false",
         "quant.sensitivity=false", "quant.calib_batches=2", "measure.rounds=1",

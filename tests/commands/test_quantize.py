@@ -1,4 +1,5 @@
-"""`kta quantize` end to end on a tiny model: it shrinks, keeps its predictions, reloads as data."""
+"""`kta quantize` end to end on a tiny model: it shrinks, keeps its predictions, reloads as data;
+every user mistake is one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from kta_cli.engine.checkpoint import load_checkpoint
-from tests.compress.conftest import QUANT_FAST
+from tests.settings import QUANT_FAST
 
 
 def metrics_of(run_dir: Path) -> dict:
@@ -39,13 +41,13 @@ def test_per_layer_sqnr_names_the_model_layers(quant_static_run: Path):
     assert (quant_static_run / "sensitivity.png").is_file()
 
 
-def test_checkpoint_is_data_and_source_untouched(quant_static_run: Path, quant_trained_ckpt: Path):
-    before = digest(quant_trained_ckpt)
+def test_checkpoint_is_data_and_source_untouched(quant_static_run: Path, tiny_ckpt: Path):
+    before = digest(tiny_ckpt)
     checkpoint = load_checkpoint(quant_static_run / "model.ckpt")  # weights_only=True
     assert checkpoint["model_kind"] == "quantized" and checkpoint["program"].dtype == torch.uint8
-    assert checkpoint["parent"] == str(quant_trained_ckpt)
-    assert digest(quant_trained_ckpt) == before
-    assert quant_trained_ckpt.parent.joinpath("best.ckpt").is_file()
+    assert checkpoint["parent"] == str(tiny_ckpt)
+    assert digest(tiny_ckpt) == before
+    assert tiny_ckpt.parent.joinpath("best.ckpt").is_file()
 
 
 RELOAD = """
@@ -89,11 +91,11 @@ def test_kta_eval_runs_the_quantized_checkpoint(kta, quant_static_run: Path):
     assert abs(evaluated["acc"] - metrics_of(quant_static_run)["acc_after"]) < 1e-6
 
 
-def test_qat_fine_tunes_then_converts_on_the_fx_backend(kta, quant_trained_ckpt: Path):
+def test_qat_fine_tunes_then_converts_on_the_fx_backend(kta, tiny_ckpt: Path):
     # also shows quant.backend=fx_x86 stays selectable; fx keeps this test fast (pt2e QAT
     # conversion costs minutes here; its training graph is tested in test_quantize_library.py)
     args = [
-        f"ckpt={quant_trained_ckpt}",
+        f"ckpt={tiny_ckpt}",
         *QUANT_FAST,
         "quant.backend=fx_x86",
         "quant.observer=minmax",
@@ -114,8 +116,8 @@ def test_keep_float_keeps_the_most_sensitive_layer(quant_static_run: Path):
     assert checkpoint["quant"]["kept_float"] == [worst]
 
 
-def test_fp16_halves_the_file_and_evaluates(kta, quant_trained_ckpt: Path):
-    result = kta("quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "quant.mode=fp16")
+def test_fp16_halves_the_file_and_evaluates(kta, tiny_ckpt: Path):
+    result = kta("quantize", f"ckpt={tiny_ckpt}", *QUANT_FAST, "quant.mode=fp16")
     assert result.code == 0, result.err
     metrics = result.metrics("quantize")
     assert metrics["backend"] == "cast"
@@ -132,3 +134,55 @@ def test_explain_refuses_gradient_methods_on_int8_before_any_work(kta, quant_sta
     assert result.code == 2 and "needs gradients" in result.err and "occlusion" in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert not list((result.cwd / "outputs").glob("explain/*/metrics.json"))  # nothing written
+
+
+# Mistakes: one line on stderr, exit code 2, before any work.
+
+
+def error_line(result) -> str:
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("kta quantize: error:")]
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+def test_missing_checkpoint(kta):
+    line = error_line(kta("quantize", "ckpt=nowhere/best.ckpt", *QUANT_FAST))
+    assert "checkpoint not found: nowhere/best.ckpt" in line
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("quant.calib_batches=0", "quant.calib_batches must be >= 1"),
+        ("quant.observer=minmx", "did you mean 'minmax'"),
+        ("quant.backend=pt2e", "did you mean 'pt2e_x86'"),
+        ("quant.mode=int4", "quant.mode must be one of static, dynamic, fp16, bf16, got 'int4'"),
+        ("quant.qat_epochs=-1", "quant.qat_epochs must be >= 0"),
+        ("measure.threads=0", "measure.threads must be > 0"),
+        (
+            "quant.backend=fx_x86 quant.observer=percentile",
+            "percentile needs quant.backend=pt2e_x86",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(kta, override: str, expected: str):
+    line = error_line(kta("quantize", "ckpt=nowhere.ckpt", *QUANT_FAST, *override.split()))
+    assert expected in line
+
+
+def test_an_already_quantized_checkpoint_is_refused(kta, quant_static_run: Path):
+    line = error_line(kta("quantize", f"ckpt={quant_static_run / 'model.ckpt'}", *QUANT_FAST))
+    assert "already quantized" in line
+
+
+def test_a_class_count_mismatch_is_refused_before_calibrating(kta, quant_trained_ckpt: Path):
+    """A 10-class digits model calibrated and scored on 6-class shapes would report noise and
+    record shapes as its data (then kta eval on it refuses): refuse it, as eval and prune do."""
+    line = error_line(
+        kta(
+            "quantize", f"ckpt={quant_trained_ckpt}", *QUANT_FAST, "data=shapes", "data.img_size=16"
+        )
+    )
+    assert "the checkpoint has 10 classes, the data 6" in line

@@ -1,12 +1,15 @@
-"""`kta train strategy=...` end to end: options reach the run, mistakes are one clear line."""
+"""`kta train` end to end: the run folder it writes, strategy and task options reaching the run,
+mistakes as one clear line."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
 from kta_cli.engine.checkpoint import load_checkpoint
-from tests.conftest import TINY
+from tests.settings import TINY
 
 TARGET = [*TINY, "data.classes=[5,6,7,8,9]", "data.train_per_class=10"]
 
@@ -117,3 +120,15 @@ def test_a_frozen_random_body_is_said_in_the_log_and_the_table(kta) -> None:
     assert result.metrics()["body"].startswith("random initialisation, nothing transferred")
     assert "nothing transferred" in result.out  # the summary table
     assert "use model.checkpoint=... or model.pretrained=true" in result.out + result.err
+
+
+def test_train_writes_a_run_folder_that_eval_reproduces(kta, tiny_ckpt) -> None:
+    # tiny_ckpt is `kta train` with TINY, run once per session through the real CLI
+    run_dir = tiny_ckpt.parent
+    assert (run_dir / "last.ckpt").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 1
+    evaluated = kta("eval", f"ckpt={run_dir}", "logger=none")
+    assert evaluated.code == 0, evaluated.err
+    assert evaluated.metrics("eval")["acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
+    assert (evaluated.run_dir("eval") / "confusion_matrix.png").is_file()
