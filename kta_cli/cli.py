@@ -128,13 +128,22 @@ def translate_flags(args: list[str]) -> list[str]:
 def rewrite_group_choices(command: str, overrides: list[str]) -> list[str]:
     """Check `group=option` against the YAML files; `model=<any timm name>` becomes model.name."""
     from kta_cli.errors import KtaError, did_you_mean
+    from kta_cli.help import group_folders
 
     root = config_dir()
+    folders = group_folders(root, command)  # only this command's groups (see group_folders)
     out = []
     for override in overrides:
         key, sep, value = override.partition("=")
+        if key in folders and folders[key] != key:  # typed `method=`, the folder is cl_method
+            options = sorted(p.stem for p in (root / folders[key]).glob("*.yaml"))
+            if value not in options:
+                raise KtaError(did_you_mean(value, options, what=key))
+            out.append(f"{folders[key]}@{key}={value}")
+            continue
         group_dir = root / key
-        if not sep or key.startswith(("+", "~", "hydra")) or not group_dir.is_dir() or "," in value:
+        plain = not sep or key.startswith(("+", "~", "hydra")) or "," in value
+        if plain or key not in folders or not group_dir.is_dir():
             out.append(override)
             continue
         options = sorted(p.stem for p in group_dir.glob("*.yaml"))

@@ -20,14 +20,30 @@ class CommandInfo:
     model_groups: tuple[str, ...]
 
 
+def group_folders(root: Path, command: str) -> dict[str, str]:
+    """{name on the command line: group folder} for configs/<command>.yaml's defaults list.
+
+    An entry `cl_method@method: naive` is the folder cl_method typed as `method=...`: a folder
+    named `method` would make Hydra read explain's and adapt's plain `method=` key as a group."""
+    defaults = OmegaConf.to_container(OmegaConf.load(root / f"{command}.yaml"))
+    folders: dict[str, str] = {}
+    for entry in defaults.get("defaults", []):  # type: ignore[union-attr]
+        if isinstance(entry, dict):
+            for key in entry:
+                folder, _, package = str(key).removeprefix("optional ").partition("@")
+                folders[package or folder] = folder
+    return folders
+
+
 def command_groups(root: Path, command: str) -> dict[str, str | None]:
-    """{group: default option} for the groups in configs/<command>.yaml's defaults list."""
+    """{group as typed: default option} for the groups in configs/<command>.yaml's defaults."""
     defaults = OmegaConf.to_container(OmegaConf.load(root / f"{command}.yaml"))
     groups: dict[str, str | None] = {}
     for entry in defaults.get("defaults", []):  # type: ignore[union-attr]
         if isinstance(entry, dict):
             for key, value in entry.items():
-                groups[str(key).removeprefix("optional ")] = value
+                folder, _, package = str(key).removeprefix("optional ").partition("@")
+                groups[package or folder] = value
     return groups
 
 
@@ -49,7 +65,7 @@ def help_text(info: CommandInfo, overrides: list[str]) -> str:
     groups = command_groups(root, command)
     width = max(len(g) for g in groups) + 1
     for group, default in groups.items():
-        options = ", ".join(group_options(root, group))
+        options = ", ".join(group_options(root, group_folders(root, command)[group]))
         extra = " (or any timm model name)" if group in info.model_groups else ""
         lines.append(f"  {group + ':':<{width}} {options}{extra}  [{default}]")
     with initialize_config_dir(str(root), version_base="1.3"):

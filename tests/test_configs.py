@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from kta_cli.cli import config_dir
 from kta_cli.data.spec import DataSpec
-from kta_cli.help import command_groups
+from kta_cli.help import group_folders
 from kta_cli.schema.groups import ModelConfig, StrategyConfig
 from kta_cli.schema.store import COMMAND_SCHEMAS, validate
 
@@ -37,9 +37,11 @@ def test_every_command_has_a_primary_config_and_a_schema():
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_group_option_composes_and_validates(group: str, option: str):
-    users = [p for p in PRIMARIES if group in command_groups(ROOT, p)]
+    users = [p for p in PRIMARIES if group in group_folders(ROOT, p).values()]
     assert users, f"config group {group}/ is used by no primary config"
-    overrides = [f"{group}={option}", *NEEDS.get((group, option), [])]
+    as_typed = {folder: name for name, folder in group_folders(ROOT, users[0]).items()}[group]
+    choice = group if as_typed == group else f"{group}@{as_typed}"  # cl_method@method (help.py)
+    overrides = [f"{choice}={option}", *NEEDS.get((group, option), [])]
     if group == "experiment":  # an experiment is written for one command: one must take it
         errors = []
         for primary in users:
