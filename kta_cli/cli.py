@@ -137,8 +137,9 @@ def rewrite_group_choices(command: str, overrides: list[str]) -> list[str]:
         key, sep, value = override.partition("=")
         if key in folders and folders[key] != key:  # typed `method=`, the folder is cl_method
             options = sorted(p.stem for p in (root / folders[key]).glob("*.yaml"))
-            if value not in options:
-                raise KtaError(did_you_mean(value, options, what=key))
+            for choice in value.split(","):  # -m method=naive,replay sweeps over both
+                if choice not in options:
+                    raise KtaError(did_you_mean(choice, options, what=key))
             out.append(f"{folders[key]}@{key}={value}")
             continue
         group_dir = root / key

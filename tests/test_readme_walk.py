@@ -22,11 +22,19 @@ DOCUMENTED_REFUSALS = {
     "ckpt=path/to/best.ckpt": "checkpoint not found",  # a placeholder for the user's own file
     "target=dog": "target class",  # digits has no class 'dog'
     "data=shapes n=32": "classes",  # documented to need a checkpoint trained on shapes
+    # the chain's folders are of one task in the README's chain; in this walk, later sections
+    # retrain outputs/train/latest on another class subset first
+    "compare=[outputs/distill/latest": "compare checkpoints of the same task",
 }
 
 # Per command: key=value settings that make a run tiny; they replace the line's own value.
 TINY = {
-    "train": {"data.img_size": "16", "trainer.epochs": "1", "data.train_per_class": "5"},
+    "train": {
+        "data.img_size": "16",
+        "trainer.epochs": "1",
+        "data.train_per_class": "5",
+        "data.batch_size": "16",  # task=simclr needs a batch smaller than the 50 images
+    },  # fmt: skip
     "distill": {
         "student": "test_resnet",
         "trainer.epochs": "1",
@@ -65,19 +73,30 @@ def readme_lines() -> list[str]:
     """The `kta ...` lines of the README's code blocks, in order, comments removed; a line
     `kta train ... strategy=X` continues the previous full `kta train` line."""
     lines, inside, previous = [], False, ""
-    for raw in README.read_text().splitlines():
+    text = re.sub(r"\\\n\s*", " ", README.read_text())  # a line ending in \ goes on below
+    script = False  # a shell script's block (#!/bin/bash: the SLURM example) is not run
+    for raw in text.splitlines():
         if raw.startswith("```"):
-            inside = not inside
+            inside, script = not inside, False
             continue
-        if not inside or not raw.startswith("kta "):
-            continue
-        line = re.sub(r"\s+#.*$", "", raw).strip()
-        if " ... " in line:
-            line = continued(previous, line)
-        elif line.startswith("kta train "):
-            previous = line
-        lines.append(line)
+        script = script or raw.startswith("#!")
+        if not inside or script or not raw.startswith("kta ") or raw.split()[1].endswith(":"):
+            continue  # `kta train: error: ...` is a printed line, not a command
+        for part in re.sub(r"\s+#.*$", "", raw).strip().split(" && "):
+            previous = add_line(lines, part.strip(), previous)
     return lines
+
+
+def add_line(lines: list[str], line: str, previous: str) -> str:
+    """Append one command; return the newest full `kta train` line (for `kta train ... X`)."""
+    if not line.startswith("kta ") or re.search(r"=<[^>]*>", line):
+        return previous  # `ckpt=<shapes ckpt>`: a placeholder for the user's own file
+    if " ... " in line:
+        line = continued(previous, line)
+    elif line.startswith("kta train "):
+        previous = line
+    lines.append(line)
+    return previous
 
 
 def continued(previous: str, line: str) -> str:

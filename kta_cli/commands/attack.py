@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import resolve_checkpoint
@@ -59,7 +59,10 @@ def target_index(target: Any, class_names: list[str]) -> int | None:
 def load_victims(cfg: DictConfig, device: torch.device) -> tuple[list[Victim], dict[str, Any]]:
     main, checkpoint = load_victim(cfg.ckpt, device)
     victims = [main]
-    for spec in [s.strip() for s in (cfg.compare or "").split(",") if s.strip()]:
+    given = (
+        cfg.compare if isinstance(cfg.compare, ListConfig) else str(cfg.compare or "").split(",")
+    )
+    for spec in [str(s).strip() for s in given if str(s).strip()]:
         victim, _ = load_victim(spec, device)
         if victim.num_classes != main.num_classes:
             raise KtaError(

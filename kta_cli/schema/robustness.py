@@ -71,7 +71,7 @@ class AttackSchema:
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
     ckpt: str = "latest"
-    compare: str | None = None  # more checkpoints on the same curves: a,b,c
+    compare: Any = None  # more checkpoints on the same curves: one, or a list [a,b,c]
     split: str = one_of("test", "train", "val")
     images: int | None = positive(None)  # at most this many images of the split; null: all
     batch_size: int = positive(128)
