@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.data.loaders import collect
 from kta_cli.engine.checkpoint import resolve_checkpoint
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.runtime import resolve_device
@@ -20,7 +21,7 @@ from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metric
 from kta_cli.robustness.attacks import Attack, to_pixels
 from kta_cli.robustness.evaluate import Victim
 from kta_cli.robustness.report import curves_figure, curves_table, noise_figure, noise_table
-from kta_cli.robustness.run import collect, evaluate_victim, example_grid, flat_metrics
+from kta_cli.robustness.run import evaluate_victim, example_grid, flat_metrics
 from kta_cli.robustness.victims import load_victim, unique_labels
 from kta_cli.schema.robustness import parse_eps_list
 from kta_cli.schema.store import section

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from kta_cli.errors import KtaError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -168,3 +171,19 @@ class SamplerLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         yield from self.loader
+
+
+def collect(loader: Any, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (or the first `limit`) images and labels of a loader, in its order."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(0, 0)
+    images, labels, total = [], [], 0
+    for batch_images, batch_labels in loader:
+        images.append(batch_images)
+        labels.append(batch_labels)
+        total += len(batch_labels)
+        if limit is not None and total >= limit:
+            break
+    if not images:
+        raise KtaError("the chosen data split is empty")
+    return torch.cat(images)[:limit], torch.cat(labels)[:limit]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from kta_cli.data.loaders import collect
 from kta_cli.data.transforms import build_image_transform
 from kta_cli.errors import KtaError
 
@@ -73,22 +74,6 @@ def unique_names(stems: list[str]) -> list[str]:
         seen[stem] = seen.get(stem, 0) + 1
         out.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
     return out
-
-
-def collect(loader: Any, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """All (or the first `limit`) images and labels of a loader, in its order."""
-    if hasattr(loader, "set_epoch"):
-        loader.set_epoch(0, 0)
-    images, labels, total = [], [], 0
-    for batch_images, batch_labels in loader:
-        images.append(batch_images)
-        labels.append(batch_labels)
-        total += len(batch_labels)
-        if limit is not None and total >= limit:
-            break
-    if not images:
-        raise KtaError("the chosen data split is empty")
-    return torch.cat(images)[:limit], torch.cat(labels)[:limit]
 
 
 def sample_batch(loader: Any, n: int, split: str) -> Batch:

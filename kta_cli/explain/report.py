@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
+from kta_cli.data.loaders import collect
 from kta_cli.errors import KtaError, did_you_mean
 from kta_cli.explain import faithfulness as faith
-from kta_cli.explain.inputs import Batch, collect
+from kta_cli.explain.inputs import Batch
 from kta_cli.explain.methods import Explainer, Settings
 from kta_cli.explain.overlays import (
     Row,

@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from kta_cli.errors import KtaError
 from kta_cli.robustness.attacks import Attack, perturb
 from kta_cli.robustness.evaluate import (
     Victim,
@@ -16,22 +15,6 @@ from kta_cli.robustness.evaluate import (
     predict,
 )
 from kta_cli.robustness.report import eps_text, examples_figure
-
-
-def collect(loader: Any, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `limit` (or all) images and labels of a loader, in its order."""
-    if hasattr(loader, "set_epoch"):
-        loader.set_epoch(0, 0)
-    images, labels, total = [], [], 0
-    for batch_images, batch_labels in loader:
-        images.append(batch_images)
-        labels.append(batch_labels)
-        total += len(batch_labels)
-        if limit is not None and total >= limit:
-            break
-    if not images:
-        raise KtaError("the chosen data split is empty")
-    return torch.cat(images)[:limit], torch.cat(labels)[:limit]
 
 
 def evaluate_victim(
