@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -79,9 +80,30 @@ def one_seed(args: argparse.Namespace, dataset: str, seed: int) -> dict[str, dic
                          f"fewshot.methods=[{','.join(METHODS)}]")  # fmt: skip
         results[label] = json.loads((folder / "metrics.json").read_text())["results"]
     if args.embed and seed == args.first_seed:
-        for ckpt, extra in ((teacher, ["features=pixels"]), (teacher, []), (student, [])):
-            run_kta("embed", f"ckpt={ckpt}", *novel, *extra, "logger=none", "embed.points=500")
+        embed_maps(args, dataset, novel, teacher, student)
     return results
+
+
+def embed_maps(args: argparse.Namespace, dataset: str, novel: list[str], teacher: Path,
+               student: Path) -> None:  # fmt: skip
+    """t-SNE maps of the novel images in each feature set, copied to --embed-dir/<dataset>_*.png."""
+    maps = [("pixels", teacher, ["features=pixels"]), ("random", teacher, ["features=random"]),
+            ("supervised", teacher, []), ("distilled", student, [])]  # fmt: skip
+    simclr = getattr(args, f"simclr_{dataset}")
+    if simclr and Path(simclr).exists():
+        maps.append(("simclr", Path(simclr), []))
+    out = Path(args.embed_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    separation = {}
+    for name, ckpt, extra in maps:
+        folder = run_kta("embed", f"ckpt={ckpt}", *novel, *extra, "logger=none",
+                         "embed.points=500", "seed=0")  # fmt: skip
+        shutil.copyfile(folder / "tsne.png", out / f"{dataset}_{name}.png")
+        scores = json.loads((folder / "metrics.json").read_text())["embeddings"][0]
+        separation[name] = {k: scores[k] for k in ("knn_acc", "silhouette", "points", "k")}
+        print(f"t-SNE {dataset} {name}: kNN acc {scores['knn_acc']:.3f}, "
+              f"silhouette {scores['silhouette']:.3f}")  # fmt: skip
+    (out / f"{dataset}_separation.json").write_text(json.dumps(separation, indent=2) + "\n")
 
 
 def summarise(per_seed: list[dict[str, dict]]) -> dict[str, dict]:
@@ -128,6 +150,7 @@ def main() -> None:
     parser.add_argument("--simclr-digits", default=None, help="a SimCLR checkpoint (digits 0-4)")
     parser.add_argument("--simclr-shapes", default=None, help="a SimCLR checkpoint (flat shapes)")
     parser.add_argument("--embed", action="store_true", help="also t-SNE maps (seed 0)")
+    parser.add_argument("--embed-dir", default="docs/images/fewshot", help="where the maps go")
     parser.add_argument("--out", default="fewshot_study.json")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -136,6 +159,7 @@ def main() -> None:
         args.layers, args.pools = ["layer3"], ["avg", "grid2"]
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     out = Path(args.out).resolve()
+    args.embed_dir = str(Path(args.embed_dir).resolve())
     report = {"budget": vars(args), "datasets": {}}
     with tempfile.TemporaryDirectory(prefix="kta-fewshot-study-") as work:
         os.chdir(work)  # every run folder lands here, not in the caller's outputs/

@@ -1,6 +1,8 @@
 """Robustness study: clean and robust accuracy (FGSM and PGD at several eps) of a plain model,
-a noise-trained one (data.augment.noise_std) and an adversarially trained one (task=adversarial),
-several seeds, on the embedded digits; ECE from `kta eval` where it reports one.
+a noise-trained one (data.augment.noise_std), an adversarially trained one (task=adversarial) and
+the README chain from the plain model (distill -> prune 50% -> int8; the int8 program is attacked
+with examples made on its float parent, a transfer attack), several seeds, on the embedded
+digits; ECE from `kta eval`.
 
 Every run is a real `kta train` / `kta attack` / `kta eval` in this process (imports paid once),
 its run folder inside the study folder (outputs/study_robustness/<time>/runs/...). Writes
@@ -59,9 +61,8 @@ def run_kta(workdir: Path, *args: str) -> Path:
     return (workdir / "outputs" / args[0] / "latest").resolve()
 
 
-def one_run(args: argparse.Namespace, workdir: Path, recipe: list[str], seed: int) -> dict:
-    common = ["trainer.progress=false", "logger=none", f"trainer.threads={args.threads}"]
-    train = run_kta(
+def train(args: argparse.Namespace, workdir: Path, recipe: list[str], seed: int) -> Path:
+    return run_kta(
         workdir,
         "train",
         f"model={args.model}",
@@ -69,27 +70,52 @@ def one_run(args: argparse.Namespace, workdir: Path, recipe: list[str], seed: in
         f"trainer.epochs={args.epochs}",
         f"seed={seed}",
         f"data.seed={seed}",
-        *common,
+        *common(args),
         *recipe,
     )
+
+
+def common(args: argparse.Namespace) -> list[str]:
+    return ["trainer.progress=false", "logger=none", f"trainer.threads={args.threads}"]
+
+
+def chain(args: argparse.Namespace, workdir: Path, plain: Path, seed: int) -> dict[str, Path]:
+    """The README chain from the plain model: distil into a student, prune it, quantize that."""
+    steps = {}
+    steps["distilled"] = run_kta(
+        workdir, "distill", f"teacher={plain}", f"student={args.student}",
+        f"trainer.epochs={args.epochs}", f"seed={seed}", f"data.seed={seed}", *common(args),
+    )  # fmt: skip
+    steps["distilled + pruned 50%"] = run_kta(
+        workdir, "prune", f"ckpt={steps['distilled']}", "prune.ratio=0.5",
+        f"finetune.epochs={max(1, args.epochs // 2)}", f"seed={seed}", *common(args),
+    )  # fmt: skip
+    steps["distilled + pruned + int8"] = run_kta(
+        workdir, "quantize", f"ckpt={steps['distilled + pruned 50%']}", "logger=none",
+        "measure.latency=false",  # accuracy is what this study reads; latency is benchmarked
+    )  # fmt: skip
+    return steps
+
+
+def score(args: argparse.Namespace, workdir: Path, ckpt: Path, seed: int) -> dict:
+    """Clean, FGSM, PGD and noise accuracy from `kta attack`; ECE from `kta eval`."""
     attack = run_kta(
         workdir,
         "attack",
-        f"ckpt={train}",
+        f"ckpt={ckpt}",
         f"images={args.images}",
         f"attack.steps={args.pgd_steps}",
         f"attack.eps=[0,{','.join(EPS)}]",
         "noise.std=[0.1,0.2]",
         "examples=0",
         f"seed={seed}",
-        *common[1:],
+        *common(args)[1:],
     )
     scored = json.loads((attack / "metrics.json").read_text())
     row = {"clean_acc": scored["clean_acc"]}
     row.update({f"{m}@{e}": scored[f"{m}_acc@{e}"] for m in ATTACKS for e in EPS})
     row.update({f"noise@{s}": scored[f"noise_acc@{s}"] for s in ("0.1", "0.2")})
-    # hook for calibration (helper g's `kta eval` writes `ece` into metrics.json)
-    evaluated = run_kta(workdir, "eval", f"ckpt={train}", *common[1:])
+    evaluated = run_kta(workdir, "eval", f"ckpt={ckpt}", *common(args)[1:])
     row["ece"] = json.loads((evaluated / "metrics.json").read_text()).get("ece")
     return row
 
@@ -136,6 +162,8 @@ def main() -> None:
     parser.add_argument(
         "--noise-std", type=float, default=0.5, help="normalised units (0.5: ~0.11 in pixels)"
     )
+    parser.add_argument("--student", default="test_resnet", help="the chain's distilled model")
+    parser.add_argument("--no-chain", action="store_true", help="skip distill -> prune -> int8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = parser.parse_args()
@@ -146,8 +174,14 @@ def main() -> None:
     (folder / "runs").mkdir(parents=True)
     started = time.perf_counter()
     results: dict[str, list[dict[str, Any]]] = {}
-    for name, recipe in variants(args).items():
-        results[name] = [one_run(args, folder / "runs", recipe, seed) for seed in args.seeds]
+    workdir = folder / "runs"
+    for seed in args.seeds:
+        for name, recipe in variants(args).items():
+            trained = train(args, workdir, recipe, seed)
+            results.setdefault(name, []).append(score(args, workdir, trained, seed))
+            if name == "plain" and not args.no_chain:
+                for step, ckpt in chain(args, workdir, trained, seed).items():
+                    results.setdefault(step, []).append(score(args, workdir, ckpt, seed))
     seconds = time.perf_counter() - started
     summary = {name: summarise(rows) for name, rows in results.items()}
     (folder / "results.json").write_text(

@@ -12,6 +12,7 @@ texture of class B != A): shape bias = shape decisions / (shape + texture decisi
     mixed      half the shapes carry another class's texture (data.own_texture_share=0.5)
     stylised   textures drawn at random from the same bank (own share 1/6: no label information)
     stripes    random stripes instead of class textures (data.style=texture)
+    adversarial  class textures, FGSM adversarial training at eps 8/255 (task=adversarial)
 Each is also scored on class-textured shapes (cues agree) and on flat shapes (shape alone).
 
 Calibration: a plain and a label-smoothed (loss.label_smoothing=0.1) model on digits; ECE, NLL
@@ -42,6 +43,7 @@ VARIANTS = {
     "mixed": ["data.style=class_texture", "data.own_texture_share=0.5"],
     "stylised": ["data.style=class_texture", "data.own_texture_share=0.1667"],
     "stripes": ["data.style=texture"],
+    "adversarial": ["data.style=class_texture", "task=adversarial", "task.eps=8/255"],
 }
 CALIBRATION = {"plain": [], "label_smoothing": ["loss.label_smoothing=0.1"]}
 
