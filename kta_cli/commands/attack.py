@@ -11,7 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.data.loaders import collect
 from kta_cli.engine.checkpoint import resolve_checkpoint
-from kta_cli.engine.evaluate import checkpoint_data
+from kta_cli.engine.evaluate import scored_data
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
@@ -24,7 +24,6 @@ from kta_cli.robustness.report import curves_figure, curves_table, noise_figure,
 from kta_cli.robustness.run import evaluate_victim, example_grid, flat_metrics
 from kta_cli.robustness.victims import load_victim, unique_labels
 from kta_cli.schema.robustness import parse_eps_list
-from kta_cli.schema.store import section
 
 
 def build_attacks(cfg: DictConfig) -> dict[str, list[Attack]]:
@@ -81,8 +80,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.trainer.threads)
     device = resolve_device(cfg.trainer.device)
     victims, checkpoint = load_victims(cfg, device)
-    override = section(cfg, "data") if cfg.get("data") is not None else None
-    data = build_data(spec_from_dict(checkpoint_data(checkpoint, override)))
+    data = build_data(spec_from_dict(scored_data(cfg, checkpoint)))
     class_names = checkpoint.get("class_names") or data.class_names
     if len(data.class_names) != len(class_names):
         raise KtaError(

@@ -11,10 +11,10 @@ from omegaconf import DictConfig
 from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
 from kta_cli.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import (
-    checkpoint_data,
     confusion_matrix,
     cue_conflict_scores,
     predict_logits,
+    scored_data,
 )
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.errors import KtaError
@@ -23,16 +23,6 @@ from kta_cli.report.figures import confusion_figure, reliability_figure, save_fi
 from kta_cli.report.reporter import TensorBoard, console, print_table
 from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics
 from kta_cli.robustness.calibration import CalibrationReport, calibration_report
-from kta_cli.schema.store import section
-
-
-def data_values(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """`data=...` if given (with the model's input size and normalisation), else the
-    checkpoint's own data set."""
-    override = None
-    if cfg.get("data") is not None:
-        override = section(cfg, "data")
-    return checkpoint_data(checkpoint, override)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -44,7 +34,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "(its per-task figures are in the train run's metrics.json)"
         )
     model = model_from_checkpoint(checkpoint)
-    data = build_data(spec_from_dict(data_values(cfg, checkpoint)))
+    data = build_data(spec_from_dict(scored_data(cfg, checkpoint)))
     class_names = checkpoint.get("class_names") or data.class_names
     if len(data.class_names) != len(class_names):
         raise KtaError(

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import Usable, float_only, load_checkpoint, resolve_checkpoint
-from kta_cli.engine.evaluate import checkpoint_data
+from kta_cli.engine.evaluate import scored_data
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.errors import KtaError
 from kta_cli.explain.compare import compare_report
@@ -71,10 +71,7 @@ def load_inputs(
             class_names=class_names,
         )  # fmt: skip
         return batch, None
-    override = None
-    if cfg.get("data") is not None:
-        override = section(cfg, "data")
-    bundle = build_data(spec_from_dict(checkpoint_data(checkpoint, override)))
+    bundle = build_data(spec_from_dict(scored_data(cfg, checkpoint)))
     if len(bundle.class_names) != len(class_names):
         raise KtaError(
             f"the checkpoint has {len(class_names)} classes, the data "

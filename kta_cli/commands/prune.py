@@ -19,7 +19,7 @@ from kta_cli.compress.prune_run import FineTuneSettings, PruneSettings, Session
 from kta_cli.compress.prune_unstructured import UNSTRUCTURED_CRITERIA
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
-from kta_cli.engine.evaluate import checkpoint_data
+from kta_cli.engine.evaluate import scored_data
 from kta_cli.engine.runtime import resolve_device
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     model = model_from_checkpoint(checkpoint)
     selection = select_layers(cfg, model)  # name mistakes surface before the data is built
-    data = build_data(spec_from_dict(data_values(cfg, checkpoint)))
+    data = build_data(spec_from_dict(scored_data(cfg, checkpoint)))
     if len(data.class_names) != checkpoint["model_args"]["num_classes"]:
         raise KtaError(
             f"the checkpoint has {checkpoint['model_args']['num_classes']} classes, the data "
@@ -80,15 +80,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         config=config_as_dict(cfg), latency=LatencySettings(**section(cfg, "measure")),
         tensorboard=bool(cfg.logger.tensorboard), with_sensitivity=bool(cfg.prune.sensitivity),
     )  # fmt: skip
-
-
-def data_values(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """`data=...` if given (with the model's input size and normalisation), else the
-    checkpoint's own data set."""
-    override = None
-    if cfg.get("data") is not None:
-        override = section(cfg, "data")
-    return checkpoint_data(checkpoint, override)
 
 
 def prune_settings(cfg: DictConfig) -> PruneSettings:

@@ -25,7 +25,7 @@ from kta_cli.compress.quantize_report import (
 from kta_cli.compress.quantized import QuantizedProgram
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
-from kta_cli.engine.evaluate import checkpoint_data
+from kta_cli.engine.evaluate import scored_data
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
 from kta_cli.loading import model_from_checkpoint
@@ -45,15 +45,6 @@ def backend_of(cfg: DictConfig) -> str:
     return "cast" if cfg.quant.mode in ("fp16", "bf16") else cfg.quant.backend
 
 
-def data_values(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """`data=...` if given (with the model's input size and normalisation), else the
-    checkpoint's own data set."""
-    override = None
-    if cfg.get("data") is not None:
-        override = section(cfg, "data")
-    return checkpoint_data(checkpoint, override)
-
-
 def run(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_from(cfg)
     measuring = MeasureSettings(**section(cfg, "measure"))
@@ -64,7 +55,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if source.get("model_kind") == "quantized":
         raise KtaError(f"{path} is already quantized; quantize its parent: {source.get('parent')}")
     float_model = model_from_checkpoint(source).eval()
-    values = data_values(cfg, source)
+    values = scored_data(cfg, source)
     data = build_data(spec_from_dict(values))
     classes = source["model_args"]["num_classes"]
     if len(data.class_names) != classes:  # calibrating and scoring on other classes is noise

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from kta_cli.engine.loop import to_device
 from kta_cli.errors import KtaError
+from kta_cli.schema.store import section
 
 
 @torch.no_grad()
@@ -60,6 +62,13 @@ def checkpoint_data(checkpoint: dict[str, Any], data: dict[str, Any] | None) -> 
     if not saved:
         raise KtaError("the checkpoint does not record its data set; pass data=<option>")
     return saved
+
+
+def scored_data(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """checkpoint_data with the command's `data=` section when the user named one."""
+    return checkpoint_data(
+        checkpoint, section(cfg, "data") if cfg.get("data") is not None else None
+    )
 
 
 def cue_conflict_scores(
