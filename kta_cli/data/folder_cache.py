@@ -96,8 +96,12 @@ def decode_folder(folder: ImageFolder, img_size: int, num_workers: int) -> Store
     paths = [path for path, _ in folder.samples]
     images = torch.empty((len(paths), 3, img_size, img_size), dtype=torch.uint8)
     batches = DataLoader(
-        _Decoding(paths, img_size), batch_size=64, num_workers=num_workers, collate_fn=_as_list
-    )
+        _Decoding(paths, img_size),
+        batch_size=64,
+        num_workers=num_workers,
+        collate_fn=_as_list,
+        generator=torch.Generator(),  # its seed draw would shift the global RNG: the first run
+    )  # (which decodes) and later runs (which read the store) must initialise models alike
     for batch in batches:
         for index, pixels in batch:
             if isinstance(pixels, str):
