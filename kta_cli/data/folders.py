@@ -52,9 +52,8 @@ def _targets(dataset: Any) -> torch.Tensor:
     return torch.tensor([dataset[i][1] for i in range(len(dataset))])
 
 
-Part = tuple[
-    int, torch.Tensor
-]  # (which source: 0 the base set, 1.. the fixed val/test sets, index)
+# (which source: 0 the base set, 1.. the fixed val/test sets; the indices taken from it)
+Part = tuple[int, torch.Tensor]
 
 
 def split_indices(
