@@ -14,6 +14,7 @@ Files are written to a temporary name and renamed, so a reader never sees half a
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -111,14 +112,14 @@ def decode_folder(folder: ImageFolder, img_size: int, num_workers: int) -> Store
     return StorePart(images, labels, list(folder.classes))
 
 
-def content_key(root: Path, parts: dict[str, ImageFolder], img_size: int) -> str:
+def content_key(parts: dict[str, ImageFolder], img_size: int) -> str:
     """A hash of what the store holds: files (path, size, mtime, label), size and resize."""
     digest = hashlib.sha256(json.dumps([FORMAT, RESIZE, img_size]).encode())
     for name, folder in sorted(parts.items()):
         digest.update(json.dumps([name, folder.classes]).encode())
         for path, label in folder.samples:
             stat = os.stat(path)
-            entry = [os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns, label]
+            entry = [os.path.relpath(path, folder.root), stat.st_size, stat.st_mtime_ns, label]
             digest.update(json.dumps(entry).encode())
     return digest.hexdigest()[:24]
 
@@ -186,7 +187,7 @@ def write_store(path: Path, parts: dict[str, StorePart], *, key: str, root: Path
 
 def _remove_stale(folder: Path, prefix: str, keep: Path, root: Path) -> None:
     """Stores of an earlier state of the same folder at the same size: replaced by `keep`."""
-    for other in folder.glob(f"{prefix}-*.safetensors"):
+    for other in folder.glob(f"{glob.escape(prefix)}-*.safetensors"):
         if other == keep:
             continue
         try:
@@ -209,7 +210,7 @@ def load_or_build(
     """The decoded parts of the folder at `root`: read from a saved store when one matches the
     files now there, else decoded once and saved (in the first cache folder that takes it)."""
     root = root.resolve()
-    key = content_key(root, parts, img_size)
+    key = content_key(parts, img_size)
     name = f"{root.name}-{img_size}px-{key}.safetensors"
     folders = cache_folders(root, cache_dir)
     for folder in folders:
