@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets as tv_datasets
+from torchvision.transforms.v2.functional import to_dtype
 
+from kta_cli.data.folder_cache import load_image, load_or_build, memory_bytes
 from kta_cli.data.loaders import SamplerLoader
+from kta_cli.data.memory import in_memory_loader
 from kta_cli.data.spec import DataBundle, DataSpec
 from kta_cli.data.splits import cap_per_class, relabelling, select_classes, stratified_split
-from kta_cli.data.transforms import build_image_transform
+from kta_cli.data.transforms import build_augment, build_image_transform, normalize
 from kta_cli.errors import KtaError
 
-
-def _load_image(path: str) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise KtaError(f"unreadable image file {path} ({type(error).__name__})") from error
+log = logging.getLogger(__name__)
 
 
 class TransformedSubset(Dataset):
@@ -55,6 +52,47 @@ def _targets(dataset: Any) -> torch.Tensor:
     return torch.tensor([dataset[i][1] for i in range(len(dataset))])
 
 
+# (which source: 0 the base set, 1.. the fixed val/test sets; the indices taken from it)
+Part = tuple[int, torch.Tensor]
+
+
+def split_indices(
+    spec: DataSpec,
+    targets: torch.Tensor,
+    names: list[str],
+    fixed_targets: tuple[torch.Tensor, ...] | None = None,
+) -> tuple[list[Part], list[str], torch.Tensor | None]:
+    """(train, val, test parts, class names kept, relabelling or None) from the labels alone:
+    split the base set (unless val/test sets are given), select classes, cap per class."""
+    relabel = None
+    keep = torch.arange(len(targets))
+    if spec.classes:
+        all_classes = len(names)
+        keep, _, names = select_classes(targets, spec.classes, names)
+        relabel = relabelling(spec.classes, all_classes)
+    if fixed_targets is None:
+        parts = stratified_split(
+            targets[keep],
+            val_fraction=spec.val_fraction,
+            test_fraction=spec.test_fraction,
+            seed=spec.seed,
+        )
+        sets = [(0, keep[p]) for p in parts]
+    else:
+        sets = [(0, keep)]
+        for source, extra in enumerate(fixed_targets, start=1):
+            extra_keep = (
+                torch.isin(extra, torch.tensor(spec.classes)).nonzero().flatten()
+                if spec.classes
+                else torch.arange(len(extra))
+            )
+            sets.append((source, extra_keep))
+    if spec.train_per_class is not None:
+        source, train_idx = sets[0]
+        sets[0] = (source, cap_per_class(train_idx, targets, spec.train_per_class, spec.seed))
+    return sets, names, relabel
+
+
 def _split_and_wrap(
     spec: DataSpec,
     base: Any,
@@ -68,45 +106,19 @@ def _split_and_wrap(
         spec.augment, img_size=spec.img_size, mean=spec.mean, std=spec.std
     )
     eval_tf = build_image_transform(None, img_size=spec.img_size, mean=spec.mean, std=spec.std)
-    relabel = None
-    keep = torch.arange(len(base))
-    if spec.classes:
-        keep, _, names_kept = select_classes(_targets(base), spec.classes, names)
-        relabel = relabelling(spec.classes, len(names))
-        names = names_kept
-    if fixed is None:
-        parts = stratified_split(
-            _targets(base)[keep],
-            val_fraction=spec.val_fraction,
-            test_fraction=spec.test_fraction,
-            seed=spec.seed,
-        )
-        train_idx, val_idx, test_idx = (keep[p] for p in parts)
-        sets = [(base, train_idx), (base, val_idx), (base, test_idx)]
-    else:
-        sets = [(base, keep)]
-        for extra in fixed:
-            extra_keep = (
-                torch.isin(_targets(extra), torch.tensor(spec.classes)).nonzero().flatten()
-                if spec.classes
-                else torch.arange(len(extra))
-            )
-            sets.append((extra, extra_keep))
-    if spec.train_per_class is not None:
-        train_base, train_idx = sets[0]
-        sets[0] = (
-            train_base,
-            cap_per_class(train_idx, _targets(train_base), spec.train_per_class, spec.seed),
-        )
+    sources = [base, *(fixed or ())]
+    fixed_targets = tuple(_targets(extra) for extra in fixed) if fixed else None
+    sets, names, relabel = split_indices(spec, _targets(base), names, fixed_targets)
     wrapped = tuple(
-        TransformedSubset(ds, idx, train_tf if i == 0 else eval_tf, relabel)
-        for i, (ds, idx) in enumerate(sets)
+        TransformedSubset(sources[source], idx, train_tf if i == 0 else eval_tf, relabel)
+        for i, (source, idx) in enumerate(sets)
     )
     return loaders_from(spec, wrapped, names, rank=rank, world_size=world_size)
 
 
 def build_imagefolder(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
-    """`root/<class>/*.jpg`, or `root/train|val|test/<class>/...` when the folder is split."""
+    """`root/<class>/*.jpg`, or `root/train|val|test/<class>/...` when the folder is split;
+    decoded once into a tensor store when data.cache allows (kta_cli/data/folder_cache.py)."""
     if not spec.root:
         raise KtaError("data=imagefolder needs data.root=<folder of class sub-folders>")
     root = Path(spec.root).expanduser()
@@ -115,7 +127,7 @@ def build_imagefolder(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
 
     def folder(path: Path) -> tv_datasets.ImageFolder:
         try:
-            return tv_datasets.ImageFolder(str(path), loader=_load_image)
+            return tv_datasets.ImageFolder(str(path), loader=load_image)
         except FileNotFoundError as error:
             raise KtaError(
                 f"data folder {path} is empty or has no images in class "
@@ -123,11 +135,75 @@ def build_imagefolder(spec: DataSpec, rank: int, world_size: int) -> DataBundle:
             ) from error
 
     if (root / "train").is_dir() and (root / "val").is_dir():
-        train, val = folder(root / "train"), folder(root / "val")
-        test = folder(root / "test") if (root / "test").is_dir() else val
-        return _split_and_wrap(spec, train, list(train.classes), rank, world_size, (val, test))
-    base = folder(root)
-    return _split_and_wrap(spec, base, list(base.classes), rank, world_size)
+        parts = {"train": folder(root / "train"), "val": folder(root / "val")}
+        if (root / "test").is_dir():
+            parts["test"] = folder(root / "test")
+    else:
+        parts = {"all": folder(root)}
+    if use_cache(spec, root, parts):
+        return cached_bundle(spec, root, parts, rank, world_size)
+    if "all" in parts:
+        base = parts["all"]
+        return _split_and_wrap(spec, base, list(base.classes), rank, world_size)
+    train, val = parts["train"], parts["val"]
+    fixed = (val, parts.get("test", val))
+    return _split_and_wrap(spec, train, list(train.classes), rank, world_size, fixed)
+
+
+def use_cache(spec: DataSpec, root: Path, parts: dict[str, tv_datasets.ImageFolder]) -> bool:
+    """data.cache: `auto` uses the tensor store when it can, `ram` insists (one line when it
+    cannot, since a user who asked for memory would not want a slow run instead), `off` never."""
+    if spec.cache == "off":
+        return False
+    count = sum(len(part) for part in parts.values())
+    needed_mb = memory_bytes(count, spec.img_size) / 2**20
+    if spec.augment.color_jitter:
+        # the stored images are normalised; jitter belongs on [0, 1] pixels, per file
+        reason = "data.augment.color_jitter needs the image files; use data.cache=off or drop it"
+    elif needed_mb > spec.cache_limit_mb:
+        reason = (
+            f"{count} images at {spec.img_size}x{spec.img_size} take {needed_mb:.0f} MB in "
+            f"memory, over data.cache_limit_mb={spec.cache_limit_mb}; raise it or use "
+            "data.cache=off"
+        )
+    else:
+        return True
+    if spec.cache == "ram":
+        raise KtaError(f"data.cache=ram cannot hold {root}: {reason}")
+    log.info("image folder %s: decoding per sample (%s)", root, reason)
+    return False
+
+
+def cached_bundle(
+    spec: DataSpec,
+    root: Path,
+    parts: dict[str, tv_datasets.ImageFolder],
+    rank: int,
+    world_size: int,
+) -> DataBundle:
+    """The per-sample path's splits and order, sliced from decoded tensors as digits are."""
+    stores = load_or_build(
+        root,
+        parts,
+        img_size=spec.img_size,
+        num_workers=spec.num_workers,
+        cache_dir=spec.cache_dir,
+    )
+    order = ["all"] if "all" in stores else ["train", "val", "test" if "test" in stores else "val"]
+    sources = [stores[name] for name in order]
+    fixed_targets = tuple(store.labels for store in sources[1:]) or None
+    sets, names, relabel = split_indices(
+        spec, sources[0].labels, list(sources[0].classes), fixed_targets
+    )
+    augment = build_augment(spec.augment, spec.img_size)
+    loaders = []
+    for i, (source, index) in enumerate(sets):
+        store = sources[source]
+        pixels = to_dtype(store.images[index], torch.float32, scale=True)  # as v2.ToDtype does
+        labels = store.labels[index] if relabel is None else relabel[store.labels[index]]
+        images = normalize(pixels, spec.mean, spec.std)
+        loaders.append(in_memory_loader(spec, images, labels, i == 0, augment, rank, world_size))
+    return DataBundle(*loaders, names, spec)
 
 
 def build_torchvision(spec: DataSpec, rank: int, world_size: int) -> DataBundle:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kta_cli.errors import KtaError, did_you_mean
-from kta_cli.schema.checks import check_fields, fraction, non_negative, positive
+from kta_cli.schema.checks import check_fields, fraction, non_negative, one_of, positive
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,6 +50,12 @@ class DataSpec:
     batch_size: int = positive(64)
     eval_batch_size: int = positive(256)
     num_workers: int = non_negative(0)
+    # image folders: decode and resize once into a tensor store kept on disk (kta_cli/data/
+    # folder_cache.py). auto: when the decoded set fits cache_limit_mb, else per sample;
+    # ram: always (refused in one line when it cannot); off: decode every image every epoch
+    cache: str = one_of("auto", "ram", "off")
+    cache_limit_mb: int = positive(4096)  # the decoded set in memory (float32), not the file
+    cache_dir: str | None = None  # null: <root's parent>/.kta_cache, else ~/.cache/kta
     seed: int = 0
     classes: list[int] | None = None  # e.g. [5,6,7,8,9]: select and relabel a subset
     train_per_class: int | None = positive(None)  # cap labelled training examples per class

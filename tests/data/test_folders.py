@@ -54,7 +54,8 @@ def test_folder_mistakes_are_kta_errors(tmp_path: Path):
         build_data(DataSpec(name="imagefolder", root=str(tmp_path / "empty")))
 
 
-def test_unreadable_image_fails_training_with_one_line(kta, tmp_path: Path):
+@pytest.mark.parametrize("cache", ["auto", "off"])  # found while decoding once / in an epoch
+def test_unreadable_image_fails_training_with_one_line(kta, tmp_path: Path, cache: str):
     root = make_folder(tmp_path / "broken", per_class=8)
     (root / "cat" / "3.png").write_bytes(b"not a png at all")
     result = kta(
@@ -64,6 +65,7 @@ def test_unreadable_image_fails_training_with_one_line(kta, tmp_path: Path):
         f"data.root={root}",
         "data.num_workers=0",
         "data.img_size=8",
+        f"data.cache={cache}",
     )
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1 and "unreadable image" in result.err
