@@ -4,6 +4,7 @@ one tiny trained checkpoint per test session that every command's tests start fr
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -129,3 +130,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# In-process `kta` runs leave Hydra's root logging handlers on streams pytest has closed since;
+# drop those, so a later log line does not print "--- Logging error ---" into the next test.
+@pytest.fixture(autouse=True)
+def _no_handlers_on_closed_streams() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        stream = getattr(handler, "stream", None)
+        if stream is not None and getattr(stream, "closed", False):
+            root.removeHandler(handler)
