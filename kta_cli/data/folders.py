@@ -281,6 +281,7 @@ def loaders_from(
             num_workers=spec.num_workers,
             rank=rank,
             world_size=world_size,
+            pad=i == 0,  # only training shards need equal step counts
         )
         for i, ds in enumerate(datasets)
     )

@@ -19,18 +19,42 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def epoch_order(
-    n: int, *, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1
+    n: int,
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    rank: int = 0,
+    world_size: int = 1,
+    pad: bool = True,
 ) -> torch.Tensor:
-    """The sample indices this rank visits in this epoch (padded so every rank gets as many)."""
+    """The sample indices this rank visits in this epoch. Training shards are padded (with the
+    first images again) so every rank takes as many steps; evaluation shards (`pad=False`) are
+    not, so a score summed over ranks counts each image once."""
     if shuffle:
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(n, generator=generator)
     else:
         order = torch.arange(n)
     if world_size > 1:
-        total = math.ceil(n / world_size) * world_size
-        order = torch.cat([order, order[: total - n]])[rank::world_size]
+        if pads(n, world_size, pad):
+            total = math.ceil(n / world_size) * world_size
+            order = torch.cat([order, order[: total - n]])
+        order = order[rank::world_size]
     return order
+
+
+def pads(n: int, world_size: int, pad: bool) -> bool:
+    """Unpadded shards need at least one image on every rank (each rank sends its sums)."""
+    return pad or n < world_size
+
+
+def shard_size(n: int, rank: int, world_size: int, pad: bool) -> int:
+    if world_size == 1:
+        return n
+    if pads(n, world_size, pad):
+        return math.ceil(n / world_size)
+    return len(range(rank, n, world_size))
 
 
 class InMemoryLoader:
@@ -48,6 +72,7 @@ class InMemoryLoader:
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed, self.drop_last = (
@@ -57,17 +82,15 @@ class InMemoryLoader:
             drop_last,
         )
         self.transform, self.rank, self.world_size = transform, rank, world_size
+        self.pad = pad
         self.epoch, self.start_batch = 0, 0
         self.dataset = self  # so len(loader.dataset) works as for a DataLoader
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
-    def _per_rank(self) -> int:
-        return math.ceil(len(self.labels) / self.world_size)
-
     def __len__(self) -> int:
-        per_rank = self._per_rank() if self.world_size > 1 else len(self.labels)
+        per_rank = shard_size(len(self.labels), self.rank, self.world_size, self.pad)
         batches = per_rank / self.batch_size
         return math.floor(batches) if self.drop_last else math.ceil(batches)
 
@@ -80,6 +103,7 @@ class InMemoryLoader:
             shuffle=self.shuffle,
             rank=self.rank,
             world_size=self.world_size,
+            pad=self.pad,
         )
         for batch in range(self.start_batch, len(self)):
             yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
@@ -105,9 +129,10 @@ class EpochSampler(Sampler[int]):
         batch_size: int,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
     ) -> None:
         self.n, self.seed, self.shuffle, self.batch_size = n, seed, shuffle, batch_size
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch, self.start_batch = 0, 0
 
     def __iter__(self) -> Iterator[int]:
@@ -118,12 +143,13 @@ class EpochSampler(Sampler[int]):
             shuffle=self.shuffle,
             rank=self.rank,
             world_size=self.world_size,
+            pad=self.pad,
         )
         start, self.start_batch = self.start_batch * self.batch_size, 0
         return iter(order[start:].tolist())
 
     def __len__(self) -> int:
-        per_rank = math.ceil(self.n / self.world_size) if self.world_size > 1 else self.n
+        per_rank = shard_size(self.n, self.rank, self.world_size, self.pad)
         return max(0, per_rank - self.start_batch * self.batch_size)
 
 
@@ -141,6 +167,7 @@ class SamplerLoader:
         num_workers: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
     ) -> None:
         self.dataset = dataset
         self.sampler = EpochSampler(
@@ -150,6 +177,7 @@ class SamplerLoader:
             batch_size=batch_size,
             rank=rank,
             world_size=world_size,
+            pad=pad,
         )
         self.loader = DataLoader(
             dataset,

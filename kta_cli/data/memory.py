@@ -82,6 +82,7 @@ def in_memory_loader(
         transform=augment if train else None,
         rank=rank,
         world_size=world_size,
+        pad=train,  # scores summed over ranks count each test image once
     )
 
 

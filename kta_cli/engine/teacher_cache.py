@@ -71,6 +71,7 @@ def with_example_ids(loader: Any) -> Any:
         num_workers=loader.loader.num_workers,
         rank=sampler.rank,
         world_size=sampler.world_size,
+        pad=sampler.pad,
     )
 
 

@@ -34,6 +34,31 @@ def test_ranks_split_an_epoch_padded_to_equal_shares() -> None:
     assert order.tolist() == [0, 1, 2, 3, 4]
 
 
+def test_evaluation_shards_count_each_image_once_across_ranks() -> None:
+    # 10 test images on 4 ranks: 3 + 3 + 2 + 2, no image twice (padded, rank 2 and 3 would each
+    # score image 0 or 1 again and a summed accuracy would count 12 images)
+    images, labels = data()
+    shards = [
+        InMemoryLoader(images, labels, batch_size=2, shuffle=False, rank=r, world_size=4, pad=False)
+        for r in range(4)
+    ]
+    seen = [sum(labels_of(shard), []) for shard in shards]
+    assert [len(s) for s in seen] == [3, 3, 2, 2] == [sum(map(len, labels_of(s))) for s in shards]
+    assert [len(shard) for shard in shards] == [2, 2, 1, 1]
+    assert sorted(sum(seen, [])) == list(range(10))
+    # the DataLoader twin shards the same way
+    twins = [
+        SamplerLoader(TensorDataset(images, labels), batch_size=2, shuffle=False, rank=r,
+                      world_size=4, pad=False)
+        for r in range(4)
+    ]  # fmt: skip
+    assert [sum(labels_of(t), []) for t in twins] == seen
+    # fewer images than ranks: every rank still gets one (each sends its sums)
+    few = [epoch_order(3, seed=0, epoch=0, shuffle=False, rank=r, world_size=4, pad=False)
+           for r in range(4)]  # fmt: skip
+    assert all(len(order) == 1 for order in few)
+
+
 def test_in_memory_loader_resumes_at_a_batch_with_the_same_rest_of_the_epoch() -> None:
     images, labels = data()
     loader = InMemoryLoader(images, labels, batch_size=3, shuffle=True, seed=7)
