@@ -2,9 +2,9 @@
 through each run folder's parent pointer, with each step's key figures side by side.
 
 Every command names its input: metrics.json's `parent` (distill: the teacher; eval, explain,
-attack, ...), `checkpoint` (prune, quantize), or for a fine-tuning `kta train` the saved
-config's model.checkpoint. Those paths point at checkpoints; the checkpoint's folder is the
-parent run. Only JSON and YAML are read.
+attack, ...), `checkpoint` (prune, quantize), or for `kta train` the saved config's
+trainer.resume or model.checkpoint (a fine-tuning). Those paths point at checkpoints; the
+checkpoint's folder is the parent run. Only JSON and YAML are read.
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def parent_pointer(record: RunRecord) -> str | None:
         value = record.metrics.get(key)
         if isinstance(value, str) and value:
             return value
-    model = record.config.get("model")
+    trainer, model = record.config.get("trainer"), record.config.get("model")
+    resumed = trainer.get("resume") if isinstance(trainer, dict) else None
+    if isinstance(resumed, str) and resumed not in ("", "auto"):  # auto: no longer knowable
+        return resumed  # a resumed run continues the stopped one
     checkpoint = model.get("checkpoint") if isinstance(model, dict) else None
     return checkpoint if isinstance(checkpoint, str) and checkpoint else None
 

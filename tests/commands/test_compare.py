@@ -57,3 +57,8 @@ def test_compare_refuses_bad_input_with_one_line(kta, tmp_path, args, message):
     result = kta("compare", *runs, *args)
     assert result.code == 2 and message in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_compare_help_lists_its_options(kta):
+    result = kta("compare", "--help")
+    assert result.code == 0 and "lineage: null" in result.out and "metrics: null" in result.out
