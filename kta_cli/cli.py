@@ -320,7 +320,15 @@ def run_command(command: str, args: list[str]) -> None:
     failures: list[Exception] = []
     dispatcher_pid = os.getpid()
 
-    def task(cfg: Any) -> Any:  # the command (and torch) load only when a run starts
+    def task(cfg: Any) -> Any:
+        try:
+            return run_once(cfg)
+        except SystemExit as stop:  # 75, 130: a stop, not a traceback, in a launcher's job too
+            if os.getpid() == dispatcher_pid or not isinstance(stop.code, int) or not stop.code:
+                raise
+            raise JobExited(stop.code, stopped_job_line(stop.code)) from None
+
+    def run_once(cfg: Any) -> Any:  # the command (and torch) load only when a run starts
         try:
             validate(cfg)  # every range rule, before any work
             return importlib.import_module(COMMANDS[command][0]).run(cfg)
@@ -334,6 +342,24 @@ def run_command(command: str, args: list[str]) -> None:
     hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)()
     if failures:
         raise failures[0]
+
+
+class JobExited(Exception):
+    """A launcher's job process (submitit) ended with an exit code (a stop: 75, 130); sent back
+    in the job's result, the dispatcher exits with the same code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)  # args rebuild it when unpickled in the dispatcher
+        self.code, self.message = code, message
+
+
+def stopped_job_line(code: int) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get()
+    run_dir = job.runtime.output_dir
+    return (f"job {job.job.num} stopped (exit code {code}); its run folder: {run_dir}, its own "
+            f"line in its log under {Path(run_dir).parent / '.submitit'}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -356,6 +382,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("kta: interrupted", file=sys.stderr)
         sys.exit(130)
+    except JobExited as stopped:
+        print(f"kta {command}: {stopped.message}", file=sys.stderr)
+        sys.exit(stopped.code)
     except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
         error = disk_full_as_user_error(error)
         if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":

@@ -2,7 +2,8 @@
 what each one says (its command, the overrides it ran with, metrics.json, pruned or failed).
 
 A run folder is any folder holding metrics.json (kta's run folders, a multirun's numbered jobs,
-a sweep's trials). Read with plain YAML/JSON: comparing runs loads no model and no torch.
+a sweep's trials) with no run folders below it (a sweep folder's own summary is no run).
+Read with plain YAML/JSON: comparing runs loads no model and no torch.
 """
 
 from __future__ import annotations
@@ -102,16 +103,15 @@ def read_run(folder: Path) -> RunRecord:
 
 
 def runs_below(folder: Path) -> list[Path]:
-    """Every run folder at or below `folder`; `latest` pointers and hidden folders only repeat
-    runs (and .submitit holds a launcher's job files)."""
-    if (folder / "metrics.json").is_file():
-        return [folder]
+    """Every run folder below `folder`, else `folder` itself when it holds metrics.json: a sweep
+    folder's own summary stands for the trials below it. `latest` pointers and hidden folders
+    only repeat runs (and .submitit holds a launcher's job files)."""
     found = []
-    for metrics in sorted(folder.rglob("metrics.json")):
+    for metrics in sorted(folder.rglob("*/metrics.json")):
         parts = metrics.relative_to(folder).parts[:-1]
         if not any(part == "latest" or part.startswith(".") for part in parts):
             found.append(metrics.parent)
-    return found
+    return found or ([folder] if (folder / "metrics.json").is_file() else [])
 
 
 def expand(specs: list[str]) -> list[Path]:
