@@ -127,8 +127,8 @@ def expand(specs: list[str]) -> list[Path]:
             raise KtaError(f"{spec} matches nothing")
         for match in matches:
             path = Path(match)
-            if path.name == "metrics.json":
-                path = path.parent
+            if path.is_file():  # metrics.json or a checkpoint: the run folder it sits in
+                path = path.resolve().parent
             if not path.is_dir():
                 raise KtaError(f"{match} is not a run folder (no such folder)")
             if (path / "metrics.json").is_symlink():  # a `latest` pointer: the run it names
