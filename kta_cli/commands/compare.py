@@ -42,8 +42,8 @@ def compare(specs: list[str], asked: list[str] | None, descending: bool) -> dict
          *(grouping.shown(group.summaries[m], len(group.runs)) for m in metrics)]
         for i, group in enumerate(groups, start=1)
     ]  # fmt: skip
-    table = Table(title=f"kta compare: {len(runs)} runs in {len(groups)} groups, mean ± std",
-                  header_style="bold")  # fmt: skip
+    counted = f"{plural(len(runs), 'run')} in {plural(len(groups), 'group')}"
+    table = Table(title=f"kta compare: {counted}, mean ± std", header_style="bold")
     for name in header:
         left = name.startswith("run")
         table.add_column(name, justify="left" if left else "right", overflow="fold")
@@ -56,6 +56,10 @@ def compare(specs: list[str], asked: list[str] | None, descending: bool) -> dict
     rows = grouping.as_rows(groups, metrics)
     extra = {"metrics": metrics, "runs": len(runs), "excluded": skipped}
     return finish("compare", rows, (header, body), extra)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def show_lineage(start: str) -> dict[str, Any]:
