@@ -4,6 +4,10 @@ job in its own process, as submitit_slurm does on a cluster's nodes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+from pathlib import Path
 
 from tests.settings import TINY
 
@@ -27,3 +31,30 @@ def test_a_mistake_inside_a_submitit_job_is_one_line_and_exit_code_2(kta):
     assert result.err.strip().splitlines()[-1] == (
         "kta train: error: checkpoint not found: /no/such/last.ckpt"
     )
+
+
+def stop_the_job_after_its_first_epoch(sweep_root: Path, done: threading.Event) -> None:
+    """SIGTERM, as SLURM sends at preemption, to the local job (its id is its process id)."""
+    while not done.wait(0.2):
+        for log in sweep_root.glob("*_sweep/.submitit/*/*_0_log.out"):
+            if "epoch 1:" in log.read_text():
+                os.kill(int(log.parent.name), signal.SIGTERM)
+                return
+
+
+def test_a_job_stopped_by_sigterm_makes_the_multirun_exit_75_naming_its_folder(kta, tmp_path):
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=stop_the_job_after_its_first_epoch, args=(tmp_path / "outputs" / "train", done)
+    )
+    watcher.start()
+    try:
+        result = kta("train", *LOCAL, *TINY, "trainer.epochs=50")
+    finally:
+        done.set()
+        watcher.join()
+    assert result.code == 75, result.err  # before the fix: a submitit traceback, exit code 1
+    line = result.err.strip().splitlines()[-1]
+    assert line.startswith("kta train: job 0 stopped (exit code 75)")
+    run_dir = next((tmp_path / "outputs" / "train").glob("*_sweep")) / "0"
+    assert str(run_dir) in line and (run_dir / "last.ckpt").is_file()  # resumable from here
