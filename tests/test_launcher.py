@@ -14,6 +14,13 @@ from tests.settings import TINY
 LOCAL = ["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"]
 
 
+def test_the_slurm_launcher_config_is_found_on_kta_s_search_path(kta):
+    args = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu"]
+    result = kta("train", *args, "--cfg", "hydra", "--package", "hydra.launcher")
+    assert result.code == 0, result.err
+    assert "submitit_launcher.SlurmLauncher" in result.out and "partition: gpu" in result.out
+
+
 def test_submitit_local_multirun_writes_one_run_folder_with_metrics_per_job(kta, tmp_path):
     result = kta("train", *LOCAL, "seed=0,1", *TINY, "data.train_per_class=10")
     assert result.code == 0, result.err
