@@ -40,7 +40,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kta_cli.commands.continual",
         "learn a task sequence (naive, replay, EWC, LwF, joint); accuracy matrix, forgetting",
     ),
+    "compare": (
+        "kta_cli.commands.compare",
+        "mean ± std over seeds of run, sweep and multirun folders; --lineage of a checkpoint",
+    ),
 }
+# Commands whose bare words (no `=`, not a flag) are a list: `kta compare a b` is runs=[a,b].
+POSITIONAL_LISTS = {"compare": "runs"}
 
 # Groups whose value may also be any timm model name without a YAML file of that name.
 MODEL_GROUPS = ("model", "student", "teacher")
@@ -123,6 +129,27 @@ def translate_flags(args: list[str]) -> list[str]:
             overrides.append(arg)
         i += 1
     return overrides + flags
+
+
+def positional_list(command: str, args: list[str]) -> list[str]:
+    """`kta compare outputs/train/* 'outputs/sweep/*'`: the bare words as one quoted list
+    override (Hydra's grammar reads neither a bare path nor a glob as an override)."""
+    key = POSITIONAL_LISTS.get(command)
+    if key is None:
+        return args
+    kept, words, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        kept_value = arg.startswith("-") and "=" not in arg and arg not in HYDRA_FLAGS
+        if kept_value and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            kept += [arg, args[i + 1]]  # `--lineage <run>`, `--cfg job`: the flag's value
+            i += 1
+        elif arg.startswith("-") or "=" in arg:
+            kept.append(arg)
+        else:
+            words.append("'" + arg.replace("\\", "\\\\").replace("'", "\\'") + "'")
+        i += 1
+    return ([f"{key}=[{','.join(words)}]"] if words else []) + kept
 
 
 def rewrite_group_choices(command: str, overrides: list[str]) -> list[str]:
@@ -212,7 +239,7 @@ def unknown_key_message(command: str, args: list[str], error: Exception) -> str 
     parent, _, leaf = key.rpartition(".")
     overrides = [
         o
-        for o in rewrite_group_choices(command, translate_flags(args))
+        for o in rewrite_group_choices(command, translate_flags(positional_list(command, args)))
         if not o.startswith(f"{key}=")
     ]
     try:
@@ -270,6 +297,7 @@ def run_command(command: str, args: list[str]) -> None:
 
     from kta_cli.schema.store import validate
 
+    args = positional_list(command, args)
     if any(flag in args for flag in ("--help", "-h")):
         from kta_cli.help import CommandInfo, print_command_help
 
@@ -290,19 +318,48 @@ def run_command(command: str, args: list[str]) -> None:
     sys.argv = [f"kta {command}", *overrides]
 
     failures: list[Exception] = []
+    dispatcher_pid = os.getpid()
 
-    def task(cfg: Any) -> Any:  # the command (and torch) load only when a run starts
+    def task(cfg: Any) -> Any:
+        try:
+            return run_once(cfg)
+        except SystemExit as stop:  # 75, 130: a stop, not a traceback, in a launcher's job too
+            if os.getpid() == dispatcher_pid or not isinstance(stop.code, int) or not stop.code:
+                raise
+            raise JobExited(stop.code, stopped_job_line(stop.code)) from None
+
+    def run_once(cfg: Any) -> Any:  # the command (and torch) load only when a run starts
         try:
             validate(cfg)  # every range rule, before any work
             return importlib.import_module(COMMANDS[command][0]).run(cfg)
         except Exception as error:  # raised below, past Hydra's own error printing
             exit_if_stopped(command, error)  # now: a sweep must not start its next run
+            if os.getpid() != dispatcher_pid:  # a launcher's job process (submitit): Hydra
+                raise  # sends the error back in the job's result; its sweeper re-raises it here
             failures.append(error)
             return None
 
     hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)()
     if failures:
         raise failures[0]
+
+
+class JobExited(Exception):
+    """A launcher's job process (submitit) ended with an exit code (a stop: 75, 130); sent back
+    in the job's result, the dispatcher exits with the same code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)  # args rebuild it when unpickled in the dispatcher
+        self.code, self.message = code, message
+
+
+def stopped_job_line(code: int) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get()
+    run_dir = job.runtime.output_dir
+    return (f"job {job.job.num} stopped (exit code {code}); its run folder: {run_dir}, its own "
+            f"line in its log under {Path(run_dir).parent / '.submitit'}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -325,6 +382,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("kta: interrupted", file=sys.stderr)
         sys.exit(130)
+    except JobExited as stopped:
+        print(f"kta {command}: {stopped.message}", file=sys.stderr)
+        sys.exit(stopped.code)
     except Exception as error:  # the error boundary: user mistakes get one line, exit code 2
         error = disk_full_as_user_error(error)
         if not is_user_error(error) or os.environ.get("KTA_DEBUG") == "1":

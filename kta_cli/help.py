@@ -63,7 +63,9 @@ def help_text(info: CommandInfo, overrides: list[str]) -> str:
         "config groups (group=option; the default in brackets):",
     ]
     groups = command_groups(root, command)
-    width = max(len(g) for g in groups) + 1
+    width = max((len(g) for g in groups), default=0) + 1  # kta compare has no groups
+    if not groups:
+        lines.append("  (none)")
     for group, default in groups.items():
         options = ", ".join(group_options(root, group_folders(root, command)[group]))
         extra = " (or any timm model name)" if group in info.model_groups else ""

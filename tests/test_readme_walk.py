@@ -64,6 +64,7 @@ TINY = {
 }
 EVERY = {"logger": "none"}
 NO_TRAINER = ("quantize",)  # commands without a trainer group (no trainer.progress)
+READS_RUN_FOLDERS = ("compare",)  # no model, data, logger or trainer: nothing to make tiny
 SMALL_MODELS = {"resnet18": "test_resnet", "mobilenetv3_small_100": "test_resnet"}
 # test_resnet's layer2 has one channel where resnet18's has 128
 SMALL_MODEL_VALUES = {"patterns.channels=[0,3,7]": "patterns.channels=[0]"}
@@ -111,7 +112,7 @@ def tiny(line: str) -> list[str]:
     """The line's arguments with tiny settings: same keys replaced, small models swapped in."""
     words = shlex.split(line)[1:]
     command = words[0]
-    if "--help" in words or "--cfg" in words:
+    if "--help" in words or "--cfg" in words or command in READS_RUN_FOLDERS:
         return words
     settings = {**EVERY, **TINY.get(command, {})}
     if command not in NO_TRAINER:

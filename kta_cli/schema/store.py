@@ -27,6 +27,7 @@ from kta_cli.schema.commands import (
 from kta_cli.schema.continual import ContinualSchema, ScenarioConfig
 from kta_cli.schema.explain import ExplainSchema
 from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
+from kta_cli.schema.ledger import CompareSchema
 from kta_cli.schema.robustness import AdversarialTaskConfig, AttackSchema
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
@@ -59,6 +60,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "attack": AttackSchema,
     "adapt": AdaptSchema,
     "continual": ContinualSchema,
+    "compare": CompareSchema,
 }
 _registered = False
 

@@ -1,0 +1,1 @@
+"""Results ledger: run folders read, grouped over seeds, aggregated; the lineage of a run."""
