@@ -40,7 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kta_cli.commands.continual",
         "learn a task sequence (naive, replay, EWC, LwF, joint); accuracy matrix, forgetting",
     ),
+    "sweep": ("kta_cli.commands.sweep", "Optuna search over a command's config, early pruning"),
 }
+# Commands that parse their own words (a sub-command and its overrides): their module's main(args).
+OWN_PARSERS = ("sweep",)
 
 # Groups whose value may also be any timm model name without a YAML file of that name.
 MODEL_GROUPS = ("model", "student", "teacher")
@@ -321,7 +324,10 @@ def main(argv: list[str] | None = None) -> None:
             from kta_cli.errors import KtaError, did_you_mean
 
             raise KtaError(did_you_mean(command, COMMANDS, what="command"))
-        run_command(command, args)
+        if command in OWN_PARSERS:
+            importlib.import_module(COMMANDS[command][0]).main(args)
+        else:
+            run_command(command, args)
     except KeyboardInterrupt:
         print("kta: interrupted", file=sys.stderr)
         sys.exit(130)

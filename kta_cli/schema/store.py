@@ -28,6 +28,7 @@ from kta_cli.schema.continual import ContinualSchema, ScenarioConfig
 from kta_cli.schema.explain import ExplainSchema
 from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
 from kta_cli.schema.robustness import AdversarialTaskConfig, AttackSchema
+from kta_cli.schema.sweep import SweepOptions, SweepSchema
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"data_schema": DataSpec},
@@ -46,6 +47,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
     "scenario": {"scenario_schema": ScenarioConfig},
+    "sweep": {"sweep_schema": SweepOptions},
 }
 COMMAND_SCHEMAS: dict[str, type] = {
     "train": TrainSchema,
@@ -59,6 +61,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "attack": AttackSchema,
     "adapt": AdaptSchema,
     "continual": ContinualSchema,
+    "sweep": SweepSchema,
 }
 _registered = False
 
