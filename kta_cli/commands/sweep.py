@@ -65,16 +65,47 @@ def compose(primary: str, overrides: list[str], extra: tuple[str, ...] = ()) -> 
 
 
 def sweep(command: str, own: list[str], fixed: list[str]) -> None:
-    from kta_cli.cli import config_dir, run_command
+    from kta_cli.cli import run_command
+    from kta_cli.sweep.report import write_reports
+    from kta_cli.sweep.study import counted
+    from kta_cli.sweep.trials import run_trials
+
+    study, plan = prepare(command, own, fixed)
+
+    def launch(overrides: list[str], run_dir: Path) -> None:
+        run_command(command, [*overrides, f"hydra.run.dir={run_dir}"])
+
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        ran = run_trials(study, plan, launch)
+    except (KeyboardInterrupt, SystemExit) as stop:  # every finished trial is in the storage
+        write_reports(study, plan.folder, command=command, fixed=fixed, metric=plan.metric)
+        ended = [t for t in counted(study) if t.state.is_finished()]
+        print(
+            f"kta sweep: stopped; the study keeps its {len(ended)} ended trials "
+            f"({plan.folder / 'trials.md'}): run the same command to continue",
+            file=sys.stderr,
+        )
+        sys.exit(exit_code(stop))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    summary = write_reports(study, plan.folder, command=command, fixed=fixed, metric=plan.metric)
+    print_summary(summary, plan.folder, ran, plan)
+
+
+def prepare(command: str, own: list[str], fixed: list[str]) -> tuple[Any, Any]:
+    """The study (created or continued) and the plan, after every check that needs no trial."""
+    from kta_cli.cli import config_dir
     from kta_cli.help import group_folders, group_options
     from kta_cli.sweep.space import check_keys, parse_space
+    from kta_cli.sweep.study import load_study, make_pruner, make_sampler, open_storage
+    from kta_cli.sweep.trials import SweepPlan
 
     choice, options = sweep_options(own)
     space = parse_space(options.params)
     root = config_dir()
-    groups = {
-        name: group_options(root, folder) for name, folder in group_folders(root, command).items()
-    }
+    folders = group_folders(root, command)
+    groups = {name: group_options(root, folder) for name, folder in folders.items()}
     composed = OmegaConf.to_container(compose(command, fixed), resolve=False)
     check_keys(space, composed, groups, command)
     name = options.name or f"{command}-{choice}"
@@ -82,10 +113,6 @@ def sweep(command: str, own: list[str], fixed: list[str]) -> None:
     budget = options.trials
     if options.sampler == "grid":  # every point once; more trials would repeat points
         budget = min(budget, prod(len(p.grid()) for p in space))
-    from kta_cli.sweep.report import write_reports
-    from kta_cli.sweep.study import load_study, make_pruner, make_sampler, open_storage
-    from kta_cli.sweep.trials import SweepPlan, run_trials
-
     study = load_study(
         storage=open_storage(options.storage, folder),
         name=name,
@@ -111,32 +138,7 @@ def sweep(command: str, own: list[str], fixed: list[str]) -> None:
         seed=options.seed,
         folder=folder,
     )
-
-    def launch(overrides: list[str], run_dir: Path) -> None:
-        run_command(command, [*overrides, f"hydra.run.dir={run_dir}"])
-
-    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
-    try:
-        ran = run_trials(study, plan, launch)
-    except (KeyboardInterrupt, SystemExit) as stop:
-        summary = write_reports(study, folder, command=command, fixed=fixed, metric=plan.metric)
-        print(
-            f"kta sweep: stopped; {summary['trials']} trials kept in {folder} (the study is in "
-            "its storage): run the same command to continue",
-            file=sys.stderr,
-        )
-        code = (
-            stop.code
-            if isinstance(stop, SystemExit)
-            else 75
-            if isinstance(stop, SweepStopped)
-            else 130
-        )
-        sys.exit(code)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    summary = write_reports(study, folder, command=command, fixed=fixed, metric=plan.metric)
-    print_summary(summary, folder, ran, plan)
+    return study, plan
 
 
 def sweep_options(own: list[str]) -> tuple[str, Any]:
@@ -158,6 +160,13 @@ def sweep_options(own: list[str]) -> tuple[str, Any]:
         (Path(search) / "sweep" / "user_space.yaml").write_text(path.read_text())
         extra = (f"hydra.searchpath=[file://{search}]", "sweep=user_space")
         return path.stem, validate(compose("sweep", rest, extra)).sweep
+
+
+def exit_code(stop: BaseException) -> int:
+    """The stopped run's own code (75 for a signal, 130 for Ctrl-C), or the same for the sweep."""
+    if isinstance(stop, SystemExit) and isinstance(stop.code, int):
+        return stop.code
+    return 75 if isinstance(stop, SweepStopped) else 130
 
 
 def stop_on_sigterm(signum: int, frame: object) -> None:
