@@ -61,7 +61,8 @@ def compose(primary: str, overrides: list[str], extra: tuple[str, ...] = ()) -> 
         from kta_cli.cli import one_line
 
         line = unknown_key_message(primary, overrides, error) or one_line(error)
-        raise KtaError(f"{line} (kta {primary} overrides of the sweep)") from None
+    # raised here, not inside `except`: the dispatcher would read the OmegaConf error it chains to
+    raise KtaError(line if primary == "sweep" else f"{line} (an override for kta {primary})")
 
 
 def sweep(command: str, own: list[str], fixed: list[str]) -> None:

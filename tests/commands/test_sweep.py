@@ -153,8 +153,10 @@ def test_bad_input_is_one_line(kta, tmp_path: Path, space: str, args: list[str],
     assert len(lines) == 1 and expected in lines[0], result.err
 
 
-def test_unknown_command_and_space_are_one_line(kta) -> None:
+def test_unknown_command_space_and_keys_are_one_line(kta) -> None:
     assert "did you mean 'train'" in kta("sweep", "trian").err
+    assert "did you mean 'optim.lr'" in kta("sweep", "train", "optim.lrr=0.1").err
+    assert "did you mean 'sweep.trials'" in kta("sweep", "train", "sweep.trails=3").err
     result = kta("sweep", "train", "sweep=lrr")
     assert result.code == 2 and "did you mean 'lr'" in result.err
 
