@@ -125,6 +125,7 @@ def prepare(command: str, own: list[str], fixed: list[str]) -> tuple[Any, Any]:
         provenance={
             "command": command,
             "fixed": fixed,
+            "metric": options.metric,
             "space": OmegaConf.to_container(OmegaConf.create(options.params)),
         },
     )

@@ -89,7 +89,10 @@ def load_study(
         load_if_exists=True,
     )
     if study.direction.name.lower() != direction:
-        raise KtaError(f"study {name} maximises/minimises the other way ({study.direction.name})")
+        raise KtaError(
+            f"study {name} was created to {study.direction.name.lower()}, not to {direction}; "
+            "use sweep.name=<new> (and sweep.dir) to start another"
+        )
     saved = study.user_attrs.get("provenance")
     if saved is None:
         for key, value in provenance.items():
