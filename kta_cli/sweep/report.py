@@ -11,6 +11,7 @@ import base64
 import csv
 import html
 import io
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -144,9 +145,10 @@ def write_plots(study: optuna.Study, folder: Path, metric: str) -> dict[str, Pat
             warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
             axes = draw()
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-        path = folder / f"{name}.png"
-        figure.savefig(path, dpi=100, bbox_inches="tight")
+        path, partial = folder / f"{name}.png", folder / f".{name}.{os.getpid()}.png"
+        figure.savefig(partial, dpi=100, bbox_inches="tight")  # then renamed: workers may race
         plt.close(figure)
+        os.replace(partial, path)
         written[name] = path
     return written
 
@@ -207,9 +209,9 @@ def write_hparams(study: optuna.Study, folder: Path, metric: str) -> None:
     """TensorBoard's HPARAMS tab: one row per finished or pruned trial (rewritten each time)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    board = folder / "tensorboard"
-    shutil.rmtree(board, ignore_errors=True)
-    writer = SummaryWriter(str(board))
+    board, partial = folder / "tensorboard", folder / f".tensorboard.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    writer = SummaryWriter(str(partial))
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         params = {
             k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in t.params.items()
@@ -221,6 +223,11 @@ def write_hparams(study: optuna.Study, folder: Path, metric: str) -> None:
             run_name=f"trial_{t.number:04d}",
         )
     writer.close()
+    shutil.rmtree(board, ignore_errors=True)  # the folder is rewritten whole, never appended to
+    try:
+        partial.rename(board)
+    except OSError:  # another worker renamed its own copy in between: that one stands
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 HTML = """<!doctype html><html><head><meta charset="utf-8"><title>kta sweep</title>
