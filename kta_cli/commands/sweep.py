@@ -96,7 +96,7 @@ def sweep(command: str, own: list[str], fixed: list[str]) -> None:
 
 def prepare(command: str, own: list[str], fixed: list[str]) -> tuple[Any, Any]:
     """The study (created or continued) and the plan, after every check that needs no trial."""
-    from kta_cli.cli import config_dir
+    from kta_cli.cli import MODEL_GROUPS, config_dir
     from kta_cli.help import group_folders, group_options
     from kta_cli.sweep.space import check_keys, parse_space
     from kta_cli.sweep.study import load_study, make_pruner, make_sampler, open_storage
@@ -106,7 +106,10 @@ def prepare(command: str, own: list[str], fixed: list[str]) -> tuple[Any, Any]:
     space = parse_space(options.params)
     root = config_dir()
     folders = group_folders(root, command)
-    groups = {name: group_options(root, folder) for name, folder in folders.items()}
+    groups = {  # model groups also take any timm name: no option list to check against
+        name: [] if name in MODEL_GROUPS else group_options(root, folder)
+        for name, folder in folders.items()
+    }
     composed = OmegaConf.to_container(compose(command, fixed), resolve=False)
     check_keys(space, composed, groups, command)
     name = options.name or f"{command}-{choice}"
