@@ -64,7 +64,9 @@ def pruned_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_pruner_stops_the_bad_trial_after_one_epoch(pruned_sweep: Path) -> None:
     rows = list(csv_rows(pruned_sweep / "trials.csv"))
-    assert [r["state"] for r in rows] == ["complete", "complete", "pruned"]  # not rerun either
+    assert len(rows) == 3  # the second command ran no trial again
+    # 1e-7 and 1e-8 end epoch 1 with the same val_loss to a few ulps: trial 1 may go either way
+    assert rows[0]["state"] == "complete" and rows[2]["state"] == "pruned", rows
     assert float(rows[2]["optim.lr"]) == 0.5
     pruned = json.loads((pruned_sweep / "train" / "trial_0002" / "metrics.json").read_text())
     assert pruned["status"] == "pruned" and pruned["epochs_run"] == 1
