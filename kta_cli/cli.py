@@ -44,9 +44,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kta_cli.commands.compare",
         "mean ± std over seeds of run, sweep and multirun folders; --lineage of a checkpoint",
     ),
+    "sweep": ("kta_cli.commands.sweep", "Optuna search over a command's config, early pruning"),
 }
 # Commands whose bare words (no `=`, not a flag) are a list: `kta compare a b` is runs=[a,b].
 POSITIONAL_LISTS = {"compare": "runs"}
+# Commands that parse their own words (a sub-command and its overrides): their module's main(args).
+OWN_PARSERS = ("sweep",)
 
 # Groups whose value may also be any timm model name without a YAML file of that name.
 MODEL_GROUPS = ("model", "student", "teacher")
@@ -378,7 +381,10 @@ def main(argv: list[str] | None = None) -> None:
             from kta_cli.errors import KtaError, did_you_mean
 
             raise KtaError(did_you_mean(command, COMMANDS, what="command"))
-        run_command(command, args)
+        if command in OWN_PARSERS:
+            importlib.import_module(COMMANDS[command][0]).main(args)
+        else:
+            run_command(command, args)
     except KeyboardInterrupt:
         print("kta: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,22 @@ from kta_cli.engine.stopping import (
 from kta_cli.errors import KtaError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Called by every Trainer of this process after each epoch's validation, with that epoch's record:
+# the seam for callers above the commands, which cannot reach a command's own epoch_hooks (kta
+# sweep reports the validation metric to its trial). A hook may end the run after this epoch by
+# setting trainer.state.stopped_early; the run then finishes as an early-stopped one.
+EPOCH_END_HOOKS: list[Callable[[dict[str, float], Trainer], None]] = []
+
+
+@contextlib.contextmanager
+def epoch_end_hook(hook: Callable[[dict[str, float], Trainer], None]) -> Iterator[None]:
+    """Every Trainer started inside this block calls `hook(record, trainer)` after each epoch."""
+    EPOCH_END_HOOKS.append(hook)
+    try:
+        yield
+    finally:
+        EPOCH_END_HOOKS.remove(hook)
 
 
 @dataclass
@@ -315,6 +331,8 @@ class Trainer:
         if improved:
             self.save("best", self.train_state())
         self.save("last", self.train_state())
+        for hook in EPOCH_END_HOOKS:
+            hook(record, self)
 
     def _track_best(self, record: dict[str, float]) -> bool:
         state, settings = self.state, self.settings

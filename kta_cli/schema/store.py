@@ -29,6 +29,7 @@ from kta_cli.schema.explain import ExplainSchema
 from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
 from kta_cli.schema.ledger import CompareSchema
 from kta_cli.schema.robustness import AdversarialTaskConfig, AttackSchema
+from kta_cli.schema.sweep import SweepOptions, SweepSchema
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"data_schema": DataSpec},
@@ -47,6 +48,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "importance": {"importance_schema": groups.ImportanceConfig},
     "strategy": groups.STRATEGY_SCHEMAS,
     "scenario": {"scenario_schema": ScenarioConfig},
+    "sweep": {"sweep_schema": SweepOptions},
 }
 COMMAND_SCHEMAS: dict[str, type] = {
     "train": TrainSchema,
@@ -61,6 +63,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "adapt": AdaptSchema,
     "continual": ContinualSchema,
     "compare": CompareSchema,
+    "sweep": SweepSchema,
 }
 _registered = False
 
