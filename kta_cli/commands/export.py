@@ -58,13 +58,16 @@ def int8_model(
     """Static int8 QDQ, calibrated on export.calib_batches training batches."""
     batch_size = getattr(train, "batch_size", None) or 32
     calibration, _ = pixels_of(train, data, settings["calib_batches"] * batch_size)
-    batches = list(calibration.split(batch_size))
+    batch_size = min(batch_size, len(calibration))
+    # equal sizes: onnxruntime's histogram calibrators (entropy, percentile) stack the batches
+    batches = list(calibration[: len(calibration) // batch_size * batch_size].split(batch_size))
     return quantize_onnx_int8(
         float_path,
         float_path.with_name("model.int8.onnx"),
         batches,
         method=settings["calibration"],
         per_channel=settings["per_channel"],
+        percentile=settings["percentile"],
     )
 
 

@@ -37,6 +37,7 @@ def quantize_onnx_int8(
     *,
     method: str,
     per_channel: bool,
+    percentile: float = 99.999,
 ) -> Path:
     """The float ONNX model at `float_path` as static int8 QDQ at `int8_path`."""
     from onnxruntime.quantization import (
@@ -66,7 +67,11 @@ def quantize_onnx_int8(
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,
                 calibrate_method=methods[method],
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                extra_options={
+                    "ActivationSymmetric": False,
+                    "WeightSymmetric": True,
+                    "CalibPercentile": percentile,  # read by the percentile method only
+                },
             )
     except Exception as error:  # onnxruntime raises plain exceptions for ops it cannot handle
         raise KtaError(

@@ -19,6 +19,7 @@ class ExportSettings:
     int8: bool = False  # also a static int8 QDQ model (onnxruntime.quantization)
     calibration: str = one_of(*CALIBRATIONS)  # minmax: no saturation; entropy/percentile: clip
     calib_batches: int = positive(8)  # training batches the calibrator sees
+    percentile: float = ruled(99.999, ("in (0, 100]", lambda v: 0 < v <= 100))  # percentile's
     per_channel: bool = True  # one weight scale per output channel
     opset: int | None = positive(None)  # ONNX opset; null: the exporter's default
     threads: int = positive(2)  # fixed CPU thread count for parity and every latency figure
