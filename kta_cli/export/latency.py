@@ -28,7 +28,7 @@ def compiled_runner(model: nn.Module, examples: list[torch.Tensor]) -> tuple[Run
     None and the reason when compiling fails on this machine (no C compiler, an unsupported op)."""
     started = time.perf_counter()
     try:
-        compiled = torch.compile(model)
+        compiled = torch.compile(model, dynamic=False)  # one static graph per batch size
         with torch.inference_mode(), quiet():
             for images in examples:
                 compiled(images)
