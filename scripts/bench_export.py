@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--ckpt", default=None, help="a kta checkpoint instead of the README chain")
     parser.add_argument(
-        "--epochs", type=int, default=3, help="train and distill epochs of the chain"
+        "--epochs", type=int, default=2, help="train and distill epochs of the chain"
     )
     parser.add_argument("--calibration", default="minmax", help="minmax | entropy | percentile")
     parser.add_argument("--calib-batches", type=int, default=8)
