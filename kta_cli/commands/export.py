@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from kta_cli.data.datasets import build_data, spec_from_dict
+from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
 from kta_cli.data.loaders import collect
 from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import checkpoint_data
@@ -20,7 +20,7 @@ from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
 from kta_cli.export.int8 import quantize_onnx_int8
 from kta_cli.export.latency import measure_latency
-from kta_cli.export.onnx import export_onnx
+from kta_cli.export.onnx import OnnxExport, export_onnx
 from kta_cli.export.parity import agreement, logits_of, onnx_runner
 from kta_cli.export.report import export_record, report, write_export_json
 from kta_cli.export.tensorrt import build_tensorrt, tensorrt_tool
@@ -78,14 +78,8 @@ def parity(
     return agreement(reference, logits_of(onnx_runner(path, threads), images), labels)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    settings = section(cfg, "export")
-    torch.set_num_threads(settings["threads"])
-    seed_everything(cfg.seed)
-    tool = tensorrt_tool() if cfg.format == "tensorrt" else None  # refuse before any work
-    path, checkpoint = float_source(cfg.ckpt)
-    recorded, name = checkpoint["data"], checkpoint["model_args"]["name"]
-    model = PixelModel(model_from_checkpoint(checkpoint), recorded["mean"], recorded["std"]).eval()
+def scoring_data(cfg: DictConfig, checkpoint: dict[str, Any]) -> DataBundle:
+    """The checkpoint's own data set (or data=...), as kta eval and kta quantize read it."""
     override = section(cfg, "data") if cfg.get("data") is not None else None
     data = build_data(spec_from_dict(checkpoint_data(checkpoint, override)))
     classes = checkpoint["model_args"]["num_classes"]
@@ -94,21 +88,38 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"the checkpoint has {classes} classes, the data {len(data.class_names)}; "
             "pick data.classes to match"
         )
-    images, labels = pixels_of(data.test, recorded, settings["parity_images"])
+    return data
+
+
+def float_onnx(
+    model: torch.nn.Module, example: torch.Tensor, checkpoint: dict[str, Any], opset: int | None
+) -> OnnxExport:
     parent = checkpoint.get("parent")
-    run_dir = current_run_dir()
-    exported = export_onnx(
+    return export_onnx(
         model,
-        images[:2],
-        run_dir / "model.onnx",
-        opset=settings["opset"],
-        name=name,
+        example,
+        current_run_dir() / "model.onnx",
+        opset=opset,
+        name=checkpoint["model_args"]["name"],
         fallback=f"try its parent: kta export ckpt={parent}" if parent else "KTA_DEBUG=1 shows why",
     )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    settings = section(cfg, "export")
+    threads = settings["threads"]
+    torch.set_num_threads(threads)
+    seed_everything(cfg.seed)
+    tool = tensorrt_tool() if cfg.format == "tensorrt" else None  # refuse before any work
+    path, checkpoint = float_source(cfg.ckpt)
+    recorded = checkpoint["data"]
+    model = PixelModel(model_from_checkpoint(checkpoint), recorded["mean"], recorded["std"]).eval()
+    data = scoring_data(cfg, checkpoint)
+    images, labels = pixels_of(data.test, recorded, settings["parity_images"])
+    exported = float_onnx(model, images[:2], checkpoint, settings["opset"])
     reference = logits_of(model, images)
-    fp32 = parity(exported.path, settings["threads"], reference, images, labels)
+    fp32 = parity(exported.path, threads, reference, images, labels)
     fp32["parity_ok"] = fp32["max_abs_diff"] <= settings["tolerance"] and fp32["agreement"] == 1
-    files = {"fp32": exported.path}
     metrics: dict[str, Any] = {
         "checkpoint": str(path),
         "parent": str(path),
@@ -116,14 +127,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "exporter": exported.exporter,
         "dynamo_error": exported.dynamo_error,
         "opset": exported.opset,
-        "threads": settings["threads"],
+        "threads": threads,
         "test_images": len(labels),
         "fp32": fp32,
     }
+    files = {"fp32": exported.path}
     if settings["int8"]:
         files["int8"] = int8_model(settings, exported.path, data.train, recorded)
         metrics["int8"] = {
-            **parity(files["int8"], settings["threads"], reference, images, labels),
+            **parity(files["int8"], threads, reference, images, labels),
             "calibration": settings["calibration"],
             "calib_batches": settings["calib_batches"],
         }
@@ -137,8 +149,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if settings["latency"]:
         latency, skipped = measure_latency(model, files, images, settings)
         metrics.update(latency)
+    run_dir = current_run_dir()
     record = export_record(exported, checkpoint, path, recorded["img_size"])
     write_export_json(run_dir, {**record, "parity": fp32, "int8": metrics.get("int8")})
+    name = checkpoint["model_args"]["name"]
     title = f"kta export: {name} on {data.spec.name} to ONNX ({exported.exporter} exporter)"
     report(run_dir, metrics, title=title, skipped=skipped, tensorboard=bool(cfg.logger.tensorboard))
     return metrics
