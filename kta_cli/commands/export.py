@@ -14,7 +14,12 @@ from omegaconf import DictConfig
 
 from kta_cli.data.datasets import DataBundle, build_data, spec_from_dict
 from kta_cli.data.loaders import collect
-from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
+from kta_cli.engine.checkpoint import (
+    float_only,
+    load_checkpoint,
+    read_metadata,
+    resolve_checkpoint,
+)
 from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
@@ -105,6 +110,19 @@ def float_onnx(
     )
 
 
+def kta_int8_of(path: Path, outputs: Path = Path("outputs")) -> Path | None:
+    """The newest `kta quantize` int8 program made from `path` (its parent), for the table."""
+    made = []
+    for candidate in outputs.glob("quantize/**/model.ckpt"):
+        if any(part == "latest" or part.startswith(".") for part in candidate.parts):
+            continue
+        metadata = read_metadata(candidate)
+        backend = (metadata.get("quant") or {}).get("backend")
+        if metadata.get("parent") == str(path) and backend in ("pt2e_x86", "fx_x86"):
+            made.append(candidate.resolve())
+    return max(made, key=lambda p: p.stat().st_mtime, default=None)
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     settings = section(cfg, "export")
     threads = settings["threads"]
@@ -147,7 +165,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         metrics["tensorrt"] = build_tensorrt(tool, model, exported.path, images[:2], settings)
     skipped: dict[str, str] = {}
     if settings["latency"]:
-        latency, skipped = measure_latency(model, files, images, settings)
+        extra = {}
+        program = kta_int8_of(path) if settings["kta_int8"] else None
+        if program is not None:
+            int8 = model_from_checkpoint(load_checkpoint(program))
+            extra["kta_int8"] = PixelModel(int8, recorded["mean"], recorded["std"]).eval()
+            metrics["kta_int8_program"] = str(program)
+        latency, skipped = measure_latency(model, files, images, settings, extra)
         metrics.update(latency)
     run_dir = current_run_dir()
     record = export_record(exported, checkpoint, path, recorded["img_size"])

@@ -87,10 +87,15 @@ def rich_table(
 
 
 def measure_latency(
-    model: nn.Module, files: dict[str, Any], images: torch.Tensor, settings: dict[str, Any]
+    model: nn.Module,
+    files: dict[str, Any],
+    images: torch.Tensor,
+    settings: dict[str, Any],
+    extra: dict[str, Runner] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The table for torch eager, torch compiled (when it compiles) and each ONNX file under
-    onnxruntime, its ratios against eager and compiled float, and the rows left out, why."""
+    """The table for torch eager, torch compiled (when it compiles), each ONNX file under
+    onnxruntime and `extra` rows (kta's int8 program), its ratios against eager and compiled
+    float, and the rows left out, why."""
     from kta_cli.export.parity import onnx_runner
 
     runs: dict[str, Runner] = {"torch_eager": model}
@@ -104,6 +109,7 @@ def measure_latency(
             runs["torch_compiled"] = compiled
     for kind, path in files.items():
         runs[f"onnxruntime_{kind}"] = onnx_runner(path, settings["threads"])
+    runs.update(extra or {})
     table = latency_table(
         runs,
         images,

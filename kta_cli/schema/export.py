@@ -25,6 +25,7 @@ class ExportSettings:
     threads: int = positive(2)  # fixed CPU thread count for parity and every latency figure
     latency: bool = True  # the latency table (false: parity and sizes only)
     compile: bool = True  # a torch.compile'd float row in the table (n/a with the reason)
+    kta_int8: bool = True  # a row for kta quantize's int8 program of this checkpoint, if any
     batch_sizes: list[int] = ruled([1, 32], ("> 0", lambda v: v > 0), each=True)
     rounds: int = positive(3)  # interleaved rounds; the median is reported
     repeats: int = positive(5)  # timed calls per round

@@ -133,3 +133,21 @@ def test_tensorrt_without_cuda_says_what_it_needs(kta, tiny_ckpt, monkeypatch):
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1
     assert "needs a CUDA machine with torch-tensorrt or trtexec" in result.err
     assert onnx_files(result.cwd) == []
+
+
+def test_the_table_finds_kta_quantizes_program_of_this_checkpoint(tmp_path, tiny_ckpt):
+    from kta_cli.commands.export import kta_int8_of
+
+    checkpoint = load_checkpoint(tiny_ckpt)
+    for run, parent, backend in [
+        ("a", tiny_ckpt, "pt2e_x86"),  # the one
+        ("b", tmp_path / "other.ckpt", "pt2e_x86"),  # made from another checkpoint
+        ("c", tiny_ckpt, "cast"),  # fp16: not an int8 program
+    ]:
+        folder = tmp_path / "outputs" / "quantize" / run
+        folder.mkdir(parents=True)
+        payload = {**checkpoint, "model_kind": "quantized", "quant": {"backend": backend}}
+        save_checkpoint(folder / "model.ckpt", {**payload, "parent": str(parent)})
+    found = kta_int8_of(tiny_ckpt, tmp_path / "outputs")
+    assert found == (tmp_path / "outputs" / "quantize" / "a" / "model.ckpt").resolve()
+    assert kta_int8_of(tmp_path / "other.ckpt", tmp_path / "nothing") is None
