@@ -24,7 +24,7 @@ from kta_cli.engine.evaluate import checkpoint_data
 from kta_cli.engine.state import seed_everything
 from kta_cli.errors import KtaError
 from kta_cli.export.int8 import quantize_onnx_int8
-from kta_cli.export.latency import measure_latency
+from kta_cli.export.latency import batch_of, measure_latency
 from kta_cli.export.onnx import OnnxExport, export_onnx
 from kta_cli.export.parity import agreement, logits_of, onnx_runner
 from kta_cli.export.report import export_record, report, write_export_json
@@ -134,7 +134,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     model = PixelModel(model_from_checkpoint(checkpoint), recorded["mean"], recorded["std"]).eval()
     data = scoring_data(cfg, checkpoint)
     images, labels = pixels_of(data.test, recorded, settings["parity_images"])
-    exported = float_onnx(model, images[:2], checkpoint, settings["opset"])
+    # two images: an example of batch 1 would fix the batch dimension at 1 in the dynamo graph
+    exported = float_onnx(model, batch_of(images, 2), checkpoint, settings["opset"])
     reference = logits_of(model, images)
     fp32 = parity(exported.path, threads, reference, images, labels)
     fp32["parity_ok"] = fp32["max_abs_diff"] <= settings["tolerance"] and fp32["agreement"] == 1
@@ -162,7 +163,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         **{f"onnx_{kind}": file_bytes(file) for kind, file in files.items()},
     }
     if tool is not None:
-        metrics["tensorrt"] = build_tensorrt(tool, model, exported.path, images[:2], settings)
+        metrics["tensorrt"] = build_tensorrt(
+            tool, model, exported.path, batch_of(images, 2), settings
+        )
     skipped: dict[str, str] = {}
     if settings["latency"]:
         extra = {}

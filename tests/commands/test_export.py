@@ -151,3 +151,13 @@ def test_the_table_finds_kta_quantizes_program_of_this_checkpoint(tmp_path, tiny
     found = kta_int8_of(tiny_ckpt, tmp_path / "outputs")
     assert found == (tmp_path / "outputs" / "quantize" / "a" / "model.ckpt").resolve()
     assert kta_int8_of(tmp_path / "other.ckpt", tmp_path / "nothing") is None
+
+
+def test_a_single_test_image_still_gives_a_dynamic_batch(kta, tiny_ckpt):
+    result = kta("export", f"ckpt={tiny_ckpt}", *FAST, "export.parity_images=1")
+    assert result.code == 0, result.err
+    metrics = result.metrics("export")
+    assert metrics["test_images"] == 1 and metrics["exporter"] == "dynamo"
+    session = ort.InferenceSession(str(result.run_dir("export") / "model.onnx"))
+    images = np.zeros((3, 3, 16, 16), dtype=np.float32)
+    assert session.run(None, {"images": images})[0].shape == (3, 10)
