@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kta_cli.commands.continual",
         "learn a task sequence (naive, replay, EWC, LwF, joint); accuracy matrix, forgetting",
     ),
+    "export": (
+        "kta_cli.commands.export",
+        "ONNX (float, int8 QDQ) or TensorRT, with parity and latency measured",
+    ),
     "compare": (
         "kta_cli.commands.compare",
         "mean ± std over seeds of run, sweep and multirun folders; --lineage of a checkpoint",

@@ -61,9 +61,15 @@ TINY = {
         "kernel_shap.cells": "4",
     },  # fmt: skip
     "eval": {},
+    "export": {
+        "export.compile": "false",
+        "export.batch_sizes": "[1,4]",
+        "export.calib_batches": "2",
+        "export.rounds": "1",
+    },  # fmt: skip
 }
 EVERY = {"logger": "none"}
-NO_TRAINER = ("quantize",)  # commands without a trainer group (no trainer.progress)
+NO_TRAINER = ("quantize", "export")  # commands without a trainer group (no trainer.progress)
 READS_RUN_FOLDERS = ("compare",)  # no model, data, logger or trainer: nothing to make tiny
 SMALL_MODELS = {"resnet18": "test_resnet", "mobilenetv3_small_100": "test_resnet"}
 # test_resnet's layer2 has one channel where resnet18's has 128

@@ -26,6 +26,7 @@ from kta_cli.schema.commands import (
 )
 from kta_cli.schema.continual import ContinualSchema, ScenarioConfig
 from kta_cli.schema.explain import ExplainSchema
+from kta_cli.schema.export import ExportSchema
 from kta_cli.schema.fewshot import EmbedSchema, FewshotSchema
 from kta_cli.schema.ledger import CompareSchema
 from kta_cli.schema.robustness import AdversarialTaskConfig, AttackSchema
@@ -62,6 +63,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "attack": AttackSchema,
     "adapt": AdaptSchema,
     "continual": ContinualSchema,
+    "export": ExportSchema,
     "compare": CompareSchema,
     "sweep": SweepSchema,
 }
