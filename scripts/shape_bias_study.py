@@ -112,10 +112,17 @@ def calibration_runs(args: argparse.Namespace, folder: Path) -> list[dict[str, A
                 "eval", [f"ckpt={run / 'best.ckpt'}"], folder / "runs" / f"{run.name}_eval"
             )
             keys = ("acc", "ece", "ece_scaled", "nll", "nll_scaled", "temperature")
-            rows.append({"model": name, "seed": seed, **{k: scores[k] for k in keys}})
+            # no *_scaled / temperature when every val image is right (nothing to fit)
+            rows.append({"model": name, "seed": seed, **{k: scores.get(k) for k in keys}})
+            scaled = scores.get("ece_scaled")
+            after = (
+                f"{scaled:.4f} (T={scores['temperature']:.2f})"
+                if scaled is not None
+                else "not fitted"
+            )
             print(
                 f"{name:15s} seed={seed} acc={scores['acc']:.3f} ece={scores['ece']:.4f} -> "
-                f"{scores['ece_scaled']:.4f} (T={scores['temperature']:.2f})",
+                f"{after}",
                 flush=True,
             )
     return rows

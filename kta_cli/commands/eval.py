@@ -22,7 +22,11 @@ from kta_cli.loading import model_from_checkpoint
 from kta_cli.report.figures import confusion_figure, reliability_figure, save_figure
 from kta_cli.report.reporter import TensorBoard, console, print_table
 from kta_cli.report.run_folder import current_run_dir, mark_latest, write_metrics
-from kta_cli.robustness.calibration import CalibrationReport, calibration_report
+from kta_cli.robustness.calibration import (
+    CalibrationReport,
+    calibration_report,
+    has_temperature_optimum,
+)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -88,6 +92,12 @@ def calibrate(
             held_out = predict_logits(model, data.val, device)
         if len(held_out[1]) == 0:  # a tiny set: score it anyway, without the fitted temperature
             console.print("[yellow]temperature scaling skipped: the val split is empty[/yellow]")
+            held_out = None
+        elif not has_temperature_optimum(*held_out):
+            console.print(
+                "[yellow]temperature scaling skipped: every val image is classified correctly, "
+                "so the NLL keeps falling as T -> 0 and there is no temperature to fit[/yellow]"
+            )
             held_out = None
     return calibration_report(logits, true, bins=cfg.eval.bins, held_out=held_out)
 

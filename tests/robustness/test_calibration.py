@@ -10,6 +10,7 @@ from kta_cli.robustness.calibration import (
     calibration_scores,
     expected_calibration_error,
     fit_temperature,
+    has_temperature_optimum,
     negative_log_likelihood,
     reliability_bins,
 )
@@ -67,6 +68,16 @@ def test_temperature_recovers_the_hand_computed_optimum():
     logits = torch.tensor([[4.0, 0.0]] * 4)
     labels = torch.tensor([0, 0, 0, 1])
     assert fit_temperature(logits, labels) == pytest.approx(4 / math.log(3), rel=1e-4)
+
+
+def test_no_temperature_is_fitted_when_every_held_out_image_is_right():
+    # Logits [4, 0], all four right: NLL = log(1 + e^(-4 / T)) falls towards 0 as T -> 0, so
+    # there is no optimum; a fit would hand back T ~ 0 and make every test error certain.
+    logits, labels = torch.tensor([[4.0, 0.0]] * 4), torch.zeros(4, dtype=torch.long)
+    assert not has_temperature_optimum(logits, labels)
+    with pytest.raises(ValueError, match="no temperature optimum"):
+        fit_temperature(logits, labels)
+    assert has_temperature_optimum(logits, torch.tensor([0, 0, 0, 1]))
 
 
 def test_temperature_scaling_keeps_argmax_and_lowers_nll_and_ece_when_over_confident():
