@@ -14,6 +14,7 @@ import torch
 from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.export import onnx as onnx_export
 from tests.conftest import run_cli_in
+from tests.settings import EXPLAIN_BARE
 
 FAST = ["logger=none", "export.latency=false"]
 TABLE = ["export.compile=false", "export.batch_sizes=[1,4]", "export.rounds=1", "export.repeats=1"]
@@ -79,6 +80,11 @@ def test_a_pruned_vit_exports_with_parity(kta, vit_ckpt: Path):
     assert result.code == 0, result.err
     fp32 = result.metrics("export")["fp32"]
     assert fp32["max_abs_diff"] < 1e-4 and fp32["agreement"] == 1.0
+    # and it explains like a pruned CNN (Grad-CAM on the narrower blocks' token grid)
+    explained = kta("explain", f"ckpt={pruned.run_dir('prune')}", "--method", "gradcam", "n=1",
+                    *EXPLAIN_BARE)  # fmt: skip
+    assert explained.code == 0, explained.err
+    assert (explained.run_dir("explain") / "images" / "test_0000.png").is_file()
 
 
 def test_torchscript_fallback_is_used_and_recorded(kta, tiny_ckpt, monkeypatch):
