@@ -36,12 +36,15 @@ def compare(specs: list[str], asked: list[str] | None, descending: bool) -> dict
         raise KtaError(f"every run matched was {excluded[0].status}: nothing to average")
     metrics = grouping.chosen_metrics(runs, asked)
     groups = grouping.group_runs(runs, metrics, descending)
+    shared, labels = grouping.short_labels(groups)
     header = ["#", "run group (seeds folded)", "n", *metrics]
     body = [
-        [str(i), group.label, str(len(group.runs)),
+        [str(i), label, str(len(group.runs)),
          *(grouping.shown(group.summaries[m], len(group.runs)) for m in metrics)]
-        for i, group in enumerate(groups, start=1)
+        for i, (group, label) in enumerate(zip(groups, labels, strict=True), start=1)
     ]  # fmt: skip
+    if shared:
+        console.print(f"every group also ran with: {' '.join(shared)}")
     counted = f"{plural(len(runs), 'run')} in {plural(len(groups), 'group')}"
     table = Table(title=f"kta compare: {counted}, mean ± std", header_style="bold")
     for name in header:
@@ -54,7 +57,7 @@ def compare(specs: list[str], asked: list[str] | None, descending: bool) -> dict
     for entry in skipped:
         console.print(f"excluded ({entry['status']}): {entry['run']}")
     rows = grouping.as_rows(groups, metrics)
-    extra = {"metrics": metrics, "runs": len(runs), "excluded": skipped}
+    extra = {"metrics": metrics, "shared": shared, "runs": len(runs), "excluded": skipped}
     return finish("compare", rows, (header, body), extra)
 
 

@@ -50,6 +50,16 @@ class Group:
         return [",".join(f"{k}={v}" for k, v in sorted(r.seeds.items())) or "-" for r in self.runs]
 
 
+def short_labels(groups: list[Group]) -> tuple[list[str], list[str]]:
+    """(the overrides every group shares, each group's label without them): a table whose rows
+    differ in one setting shows that setting, not ten identical ones and a teacher's path."""
+    if len(groups) < 2:
+        return [], [group.label for group in groups]
+    shared = [o for o in groups[0].overrides if all(o in g.overrides for g in groups[1:])]
+    labels = [" ".join([g.command, *(o for o in g.overrides if o not in shared)]) for g in groups]
+    return shared, labels
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

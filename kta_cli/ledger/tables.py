@@ -42,6 +42,8 @@ def write_tables(
     (header, cells) the Markdown repeats; `extra` goes into the JSON beside the rows."""
     paths = [run_dir / f"{stem}.{ext}" for ext in ("csv", "md", "json")]
     write_text_atomic(paths[0], csv_text(rows))
-    write_text_atomic(paths[1], markdown_text(*shown))
+    shared = extra.get("shared")  # settings every group ran with, left out of the rows
+    note = f"Every group also ran with: `{' '.join(shared)}`\n\n" if shared else ""
+    write_text_atomic(paths[1], note + markdown_text(*shown))
     write_text_atomic(paths[2], json.dumps({**extra, "rows": rows}, indent=2) + "\n")
     return paths

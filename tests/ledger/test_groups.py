@@ -7,7 +7,13 @@ import math
 import pytest
 
 from kta_cli.errors import KtaError
-from kta_cli.ledger.groups import chosen_metrics, group_runs, shown, split_excluded
+from kta_cli.ledger.groups import (
+    chosen_metrics,
+    group_runs,
+    short_labels,
+    shown,
+    split_excluded,
+)
 from kta_cli.ledger.runs import read_runs
 from tests.ledger.folders import seed_study
 
@@ -38,6 +44,14 @@ def test_seed_groups_mean_and_sample_std_by_hand(tmp_path):
     assert scratch.std is None and shown(scratch, 1) == "0.5000"
     assert shown(full, 3) == "0.7400 ± 0.0400"
     assert groups[1].seeds == ["seed=0", "data.seed=1,seed=1", "seed=0"]  # a2: the default seed
+
+
+def test_the_table_shows_only_the_settings_that_differ(tmp_path):
+    runs, _ = split_excluded(read_runs([str(seed_study(tmp_path))]))
+    shared, labels = short_labels(group_runs(runs, ["test_acc"]))
+    assert shared == ["model=resnet18"]  # every group ran with it: said once, above the table
+    assert labels == ["train strategy=freeze", "train strategy=full", "distill strategy=full",
+                      "train strategy=scratch"]  # fmt: skip
 
 
 def test_ascending_order_and_a_metric_some_runs_lack(tmp_path):
