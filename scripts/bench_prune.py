@@ -54,21 +54,27 @@ def latency(
           f"threads={THREADS}")  # fmt: skip
     print(f"params {params0} -> {params1}  ratio {params1 / params0:.3f}")
     print(f"MACs   {macs0} -> {macs1}  ratio {macs1 / macs0:.3f}")
-    for batch in batch_sizes:
-        images = torch.randn(batch, 3, size, size)
-        ratios, before, after = [], [], []
-        for _ in range(runs):
-            times = interleaved_latency_ms(
-                {"input": original, "pruned": pruned}, images, rounds=5, repeats=5
+    for layout in ("contiguous", "channels_last"):  # kta prune times channels_last by default
+        if layout == "channels_last":
+            original = original.to(memory_format=torch.channels_last)
+            pruned = pruned.to(memory_format=torch.channels_last)
+        for batch in batch_sizes:
+            images = torch.randn(batch, 3, size, size)
+            if layout == "channels_last":
+                images = images.to(memory_format=torch.channels_last)
+            ratios, before, after = [], [], []
+            for _ in range(runs):
+                times = interleaved_latency_ms(
+                    {"input": original, "pruned": pruned}, images, rounds=5, repeats=5
+                )
+                before.append(times["input"])
+                after.append(times["pruned"])
+                ratios.append(times["pruned"] / times["input"])
+            print(
+                f"{layout}, batch {batch}: latency {statistics.median(before):.1f} ms -> "
+                f"{statistics.median(after):.1f} ms, ratio median {statistics.median(ratios):.3f}"
+                f" (runs: {', '.join(f'{r:.3f}' for r in ratios)}) target <= 0.35"
             )
-            before.append(times["input"])
-            after.append(times["pruned"])
-            ratios.append(times["pruned"] / times["input"])
-        print(
-            f"batch {batch}: latency {statistics.median(before):.1f} ms -> "
-            f"{statistics.median(after):.1f} ms, ratio median {statistics.median(ratios):.3f} "
-            f"(runs: {', '.join(f'{r:.3f}' for r in ratios)}) target <= 0.35"
-        )
 
 
 def kta(folder: Path, *args: str) -> dict:

@@ -122,6 +122,7 @@ class PruneMeasure:
     latency: bool = True  # CPU latency of input vs pruned, interleaved rounds
     batch_size: int = positive(1)
     rounds: int = positive(5)
+    channels_last: bool = True  # both models in channels_last, as a CPU deployment would run them
 
 
 @dataclass
