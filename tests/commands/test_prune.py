@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from kta_cli.cli import config_dir
 from kta_cli.engine.checkpoint import load_checkpoint
@@ -28,12 +29,17 @@ def test_structured_pruning_shrinks_the_model_and_eval_reads_it(kta, tiny_ckpt) 
     run_dir = result.run_dir("prune")
     assert metrics["params_after"] < 0.6 * metrics["params_before"]
     assert metrics["macs_ratio"] < 0.6 and metrics["latency_ms_after"] > 0
+    assert metrics["latency_layout"] == "channels_last"  # timed as a CPU deployment runs it
     assert [s["step"] for s in metrics["steps"]] == [1, 2] and metrics["kept_step"] == 2
     assert (run_dir / "accuracy_vs_sparsity.png").is_file()
     assert list(run_dir.glob("events.out.tfevents.*"))
     checkpoint = load_checkpoint(run_dir / "model.ckpt")
     assert checkpoint["model_kind"] == "pruned" and checkpoint["parent"] == str(tiny_ckpt)
     model = model_from_checkpoint(checkpoint)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert (
+        conv.weight.is_contiguous()
+    )  # the timing used copies: the saved weights kept their layout
     assert sum(p.numel() for p in model.parameters()) == metrics["params_after"]
     for name, (before, after) in metrics["layers"].items():
         assert model.get_submodule(name).out_channels == after <= before
