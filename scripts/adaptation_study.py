@@ -26,21 +26,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from kta_cli.cli import main as kta
-from kta_cli.report.run_folder import latest_run
+from kta_runs import run_kta
 
 STYLES = ["texture", "clutter", "noise", "colorshift"]
 METHODS = ["source-only", "AdaBN", "TENT", "DANN"]
-
-
-def run_kta(*args: str) -> Path:
-    """Run one kta command in this process; return the run folder it wrote."""
-    try:
-        kta(list(args))
-    except SystemExit as exit_:
-        if exit_.code:
-            raise RuntimeError(f"kta {' '.join(args)} failed ({exit_.code})") from None
-    return latest_run(Path("outputs") / args[0] / "latest")
 
 
 def metrics_of(folder: Path) -> dict:

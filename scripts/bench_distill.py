@@ -17,35 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-
-from kta_cli.cli import main as kta
-
-
-def run_kta(workdir: Path, *args: str) -> Path:
-    """Run a kta command in `workdir`; the run folder it wrote."""
-    before = Path.cwd()
-    os.chdir(workdir)
-    try:
-        kta(list(args))
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            raise RuntimeError(f"kta {' '.join(args)} failed with {exit_.code}") from None
-    finally:
-        os.chdir(before)
-    return (workdir / "outputs" / args[0] / "latest").resolve()
+from kta_runs import run_kta_in
 
 
 def gap_closure_runs(args: argparse.Namespace, workdir: Path, teacher: Path) -> list[dict]:
     rows = []
     for seed in args.seeds:
-        run_dir = run_kta(
+        run_dir = run_kta_in(
             workdir,
             "distill",
             f"teacher={teacher}",
@@ -191,7 +175,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, workdir {args.workdir}")
     print(f"settings: {vars(args)}")
-    teacher_dir = run_kta(
+    teacher_dir = run_kta_in(
         args.workdir,
         "train",
         f"model={args.teacher_model}",

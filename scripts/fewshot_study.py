@@ -27,24 +27,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from kta_cli.cli import main as kta
-from kta_cli.report.run_folder import latest_run
+from kta_runs import run_kta
 
 DATASETS = {
     "digits": {"base": ["data.classes=[0,1,2,3,4]"], "novel": ["data.classes=[5,6,7,8,9]"]},
     "shapes": {"base": ["data=shapes", "data.per_class=100"], "novel": None},  # novel: --style
 }
 METHODS = ["nc_un", "nc_l2n", "nc_cl2n"]
-
-
-def run_kta(*args: str) -> Path:
-    """Run one kta command in this process; return the run folder it wrote."""
-    try:
-        kta(list(args))
-    except SystemExit as exit_:
-        if exit_.code:
-            raise RuntimeError(f"kta {' '.join(args)} failed ({exit_.code})") from None
-    return latest_run(Path("outputs") / args[0] / "latest")
 
 
 def feature_sets(args: argparse.Namespace, dataset: str) -> list[tuple[str, list[str]]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kta_cli.cli import main as kta  # noqa: E402
+from kta_runs import run_kta_in  # noqa: E402
 
 EPS = ["2/255", "4/255", "8/255"]
 ATTACKS = ("fgsm", "pgd")
@@ -47,22 +46,8 @@ def variants(args: argparse.Namespace) -> dict[str, list[str]]:
     }
 
 
-def run_kta(workdir: Path, *args: str) -> Path:
-    """`kta <args>` in `workdir`; the run folder it wrote."""
-    before = Path.cwd()
-    os.chdir(workdir)
-    try:
-        kta(list(args))
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            raise RuntimeError(f"kta {' '.join(args)} failed with {exit_.code}") from None
-    finally:
-        os.chdir(before)
-    return (workdir / "outputs" / args[0] / "latest").resolve()
-
-
 def train(args: argparse.Namespace, workdir: Path, recipe: list[str], seed: int) -> Path:
-    return run_kta(
+    return run_kta_in(
         workdir,
         "train",
         f"model={args.model}",
@@ -82,15 +67,15 @@ def common(args: argparse.Namespace) -> list[str]:
 def chain(args: argparse.Namespace, workdir: Path, plain: Path, seed: int) -> dict[str, Path]:
     """The README chain from the plain model: distil into a student, prune it, quantize that."""
     steps = {}
-    steps["distilled"] = run_kta(
+    steps["distilled"] = run_kta_in(
         workdir, "distill", f"teacher={plain}", f"student={args.student}",
         f"trainer.epochs={args.epochs}", f"seed={seed}", f"data.seed={seed}", *common(args),
     )  # fmt: skip
-    steps["distilled + pruned 50%"] = run_kta(
+    steps["distilled + pruned 50%"] = run_kta_in(
         workdir, "prune", f"ckpt={steps['distilled']}", "prune.ratio=0.5",
         f"finetune.epochs={max(1, args.epochs // 2)}", f"seed={seed}", *common(args),
     )  # fmt: skip
-    steps["distilled + pruned + int8"] = run_kta(
+    steps["distilled + pruned + int8"] = run_kta_in(
         workdir, "quantize", f"ckpt={steps['distilled + pruned 50%']}", "logger=none",
         "measure.latency=false",  # accuracy is what this study reads; latency is benchmarked
     )  # fmt: skip
@@ -99,7 +84,7 @@ def chain(args: argparse.Namespace, workdir: Path, plain: Path, seed: int) -> di
 
 def score(args: argparse.Namespace, workdir: Path, ckpt: Path, seed: int) -> dict:
     """Clean, FGSM, PGD and noise accuracy from `kta attack`; ECE from `kta eval`."""
-    attack = run_kta(
+    attack = run_kta_in(
         workdir,
         "attack",
         f"ckpt={ckpt}",
@@ -115,7 +100,7 @@ def score(args: argparse.Namespace, workdir: Path, ckpt: Path, seed: int) -> dic
     row = {"clean_acc": scored["clean_acc"]}
     row.update({f"{m}@{e}": scored[f"{m}_acc@{e}"] for m in ATTACKS for e in EPS})
     row.update({f"noise@{s}": scored[f"noise_acc@{s}"] for s in ("0.1", "0.2")})
-    evaluated = run_kta(workdir, "eval", f"ckpt={ckpt}", *common(args)[1:])
+    evaluated = run_kta_in(workdir, "eval", f"ckpt={ckpt}", *common(args)[1:])
     row["ece"] = json.loads((evaluated / "metrics.json").read_text()).get("ece")
     return row
 
