@@ -183,16 +183,16 @@ def measure_latency(
     original: nn.Module, pruned: nn.Module, img_size: int, settings: LatencySettings
 ) -> dict[str, Any]:
     """Both models timed the same way. channels_last is how a CPU deployment runs a CNN (oneDNN's
-    native layout); the pruned model gains more from it (resnet18@224, 50 %: 0.39 -> 0.32 at
-    batch 1, docs/benchmarks.md). Copies are timed, so the saved model keeps its layout."""
+    native layout); the pruned model gains more from it (resnet18@224, 50 %: 0.38 -> 0.31 at
+    batch 1, docs/benchmarks.md). Copies are converted, so the saved model keeps its layout."""
     example = torch.randn(settings.batch_size, 3, img_size, img_size)
-    runs = {
-        "input": copy.deepcopy(original).cpu().eval(),
-        "pruned": copy.deepcopy(pruned).cpu().eval(),
-    }
-    layout = "channels_last" if settings.channels_last and example.dim() == 4 else "contiguous"
-    if layout == "channels_last":
-        runs = {name: model.to(memory_format=torch.channels_last) for name, model in runs.items()}
+    runs = {"input": original.cpu().eval(), "pruned": pruned.cpu().eval()}
+    layout = "channels_last" if settings.channels_last else "contiguous"
+    if layout == "channels_last":  # .to(memory_format=...) converts a module in place
+        runs = {
+            name: copy.deepcopy(model).to(memory_format=torch.channels_last)
+            for name, model in runs.items()
+        }
         example = example.to(memory_format=torch.channels_last)
     latency = interleaved_latency_ms(runs, example, rounds=settings.rounds)
     return {
