@@ -10,13 +10,18 @@ from kta_cli.cli import main as kta
 from kta_cli.report.run_folder import latest_run
 
 
-def run_kta(*args: str) -> Path:
-    """`kta <args>` in the current directory; the run folder it wrote. A failed command raises."""
+def call_kta(*args: str) -> None:
+    """`kta <args>` in the current directory. A failed command raises."""
     try:
         kta(list(args))
     except SystemExit as exit_:
         if exit_.code not in (0, None):
             raise RuntimeError(f"kta {' '.join(args)} failed with {exit_.code}") from None
+
+
+def run_kta(*args: str) -> Path:
+    """call_kta, then the run folder the command wrote."""
+    call_kta(*args)
     return latest_run(Path("outputs") / args[0] / "latest").resolve()
 
 
