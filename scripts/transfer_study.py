@@ -61,8 +61,8 @@ def train_sizes(experiment: str, budgets: list[str]) -> dict[str, int]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from kta_cli.cli import config_dir
     from kta_cli.data.datasets import build_data, spec_from_dict
+    from kta_cli.overrides import config_dir
 
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])

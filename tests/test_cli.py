@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from kta_cli.cli import COMMANDS, translate_flags
+from kta_cli.cli import COMMANDS
+from kta_cli.overrides import translate_flags
 from tests.conftest import TINY
 
 

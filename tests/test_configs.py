@@ -6,9 +6,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from kta_cli.cli import config_dir
 from kta_cli.data.spec import DataSpec
 from kta_cli.help import group_folders
+from kta_cli.overrides import config_dir
 from kta_cli.schema.groups import ModelConfig, StrategyConfig
 from kta_cli.schema.store import COMMAND_SCHEMAS, validate
 

@@ -33,7 +33,8 @@ def test_wheel_install_finds_its_configs(tmp_path: Path):
     shutil.rmtree(source)  # nothing may come from the source tree any more
 
     code = (
-        "import kta_cli, sys; from kta_cli.cli import config_dir, main; "
+        "import kta_cli, sys; from kta_cli.cli import main; "
+        "from kta_cli.overrides import config_dir; "
         "print(kta_cli.__file__); print(config_dir()); main(['train', '--cfg', 'job'])"
     )
     run_dir = tmp_path / "elsewhere"

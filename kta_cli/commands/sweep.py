@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from math import prod
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from kta_cli.errors import KtaError, did_you_mean
+from kta_cli.errors import KtaError, did_you_mean, one_line
+from kta_cli.overrides import (
+    MODEL_GROUPS,
+    config_dir,
+    rewrite_group_choices,
+    translate_flags,
+    unknown_key_message,
+)
 
+Run = Callable[[str, list[str]], None]
 NOT_SEARCHABLE = ("sweep", "compare")  # commands that run no experiment of their own
 
 
@@ -24,14 +33,14 @@ class SweepStopped(KeyboardInterrupt):
     """SIGTERM outside a training loop (which stops at a step boundary by itself)."""
 
 
-def main(args: list[str]) -> None:
-    from kta_cli.cli import COMMANDS, translate_flags
-
+def main(args: list[str], run: Run, commands: list[str]) -> None:
+    """`run(command, args)` runs one kta command (the dispatcher's run_command); `commands` are
+    the dispatcher's commands. Passed in, so that this module never imports the dispatcher."""
     if not args or args[0] in ("-h", "--help"):
         print_help()
         return
     command, rest = args[0], translate_flags(args[1:])
-    searchable = [name for name in COMMANDS if name not in NOT_SEARCHABLE]
+    searchable = [name for name in commands if name not in NOT_SEARCHABLE]
     if command not in searchable:
         raise KtaError(did_you_mean(command, searchable, what="command to sweep"))
     if any(a in ("--help", "-h") for a in rest):
@@ -42,14 +51,12 @@ def main(args: list[str]) -> None:
         raise KtaError(f"kta sweep runs each trial itself; {flags[0]} is not for a sweep")
     own = [a for a in rest if a.partition("=")[0] in ("sweep",) or a.startswith("sweep.")]
     fixed = [a for a in rest if a not in own]
-    sweep(command, own, fixed)
+    sweep(command, own, fixed, run)
 
 
 def compose(primary: str, overrides: list[str], extra: tuple[str, ...] = ()) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-
-    from kta_cli.cli import config_dir, rewrite_group_choices, unknown_key_message
 
     try:
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
@@ -58,15 +65,12 @@ def compose(primary: str, overrides: list[str], extra: tuple[str, ...] = ()) -> 
     except KtaError:
         raise
     except Exception as error:  # Hydra's and OmegaConf's refusals: one line, did-you-mean
-        from kta_cli.cli import one_line
-
         line = unknown_key_message(primary, overrides, error) or one_line(error)
     # raised here, not inside `except`: the dispatcher would read the OmegaConf error it chains to
     raise KtaError(line if primary == "sweep" else f"{line} (an override for kta {primary})")
 
 
-def sweep(command: str, own: list[str], fixed: list[str]) -> None:
-    from kta_cli.cli import run_command
+def sweep(command: str, own: list[str], fixed: list[str], run: Run) -> None:
     from kta_cli.sweep.report import write_reports
     from kta_cli.sweep.study import counted
     from kta_cli.sweep.trials import run_trials
@@ -74,7 +78,7 @@ def sweep(command: str, own: list[str], fixed: list[str]) -> None:
     study, plan = prepare(command, own, fixed)
 
     def launch(overrides: list[str], run_dir: Path) -> None:
-        run_command(command, [*overrides, f"hydra.run.dir={run_dir}"])
+        run(command, [*overrides, f"hydra.run.dir={run_dir}"])
 
     previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
@@ -96,7 +100,6 @@ def sweep(command: str, own: list[str], fixed: list[str]) -> None:
 
 def prepare(command: str, own: list[str], fixed: list[str]) -> tuple[Any, Any]:
     """The study (created or continued) and the plan, after every check that needs no trial."""
-    from kta_cli.cli import MODEL_GROUPS, config_dir
     from kta_cli.help import group_folders, group_options
     from kta_cli.sweep.space import check_keys, parse_space
     from kta_cli.sweep.study import load_study, make_pruner, make_sampler, open_storage
@@ -192,8 +195,6 @@ def print_summary(summary: dict[str, Any], folder: Path, ran: int, plan: Any) ->
 
 
 def print_help() -> None:
-    from kta_cli.cli import config_dir
-
     spaces = ", ".join(sorted(p.stem for p in (config_dir() / "sweep").glob("*.yaml")))
     print(
         "kta sweep: Optuna search over any kta command's config, with early pruning\n\n"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kta_cli.cli import config_dir
 from kta_cli.engine.checkpoint import load_checkpoint
 from kta_cli.loading import model_from_checkpoint
+from kta_cli.overrides import config_dir
 from tests.settings import PRUNE_FAST as FAST
 
 IMPORTANCE = sorted(p.stem for p in (config_dir() / "importance").glob("*.yaml"))

@@ -15,7 +15,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from kta_cli.cli import config_dir, main, rewrite_group_choices
+from kta_cli.cli import main
+from kta_cli.overrides import config_dir, rewrite_group_choices
 from tests.settings import TINY
 
 # 5 images a class in batches of 10 at a constant rate: 5 updates an epoch, enough for lr=0.5 to

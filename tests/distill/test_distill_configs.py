@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from kta_cli.cli import config_dir
+from kta_cli.overrides import config_dir
 
 ROOT = config_dir()
 

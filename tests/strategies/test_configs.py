@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from kta_cli.cli import config_dir
+from kta_cli.overrides import config_dir
 from tests.strategies.conftest import tiny_model
 
 STRATEGY_FILES = sorted(p.stem for p in (config_dir() / "strategy").glob("*.yaml"))
