@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -103,10 +104,27 @@ def run_in_runtime(
         stop_runtime(runtime)
 
 
+# What a stopped run tells the user to do next when a caller above the command decides it (kta
+# sweep: the trial's slot goes back to the study and the same sweep command continues).
+STOP_HINTS: list[str] = []
+
+
+@contextlib.contextmanager
+def stop_hint(text: str) -> Iterator[None]:
+    """A run stopped inside this block ends with `text` instead of its own resume hint."""
+    STOP_HINTS.append(text)
+    try:
+        yield
+    finally:
+        STOP_HINTS.pop()
+
+
 def exit_stopped(command: str, stop: Interrupted, print_line: bool = True) -> NoReturn:
     """One line saying where the run stopped and how to go on, then the stop's exit code. Also
     the dispatcher's, for commands that train without a run folder (prune's fine-tuning)."""
-    if stop.checkpoint is not None:
+    if STOP_HINTS:
+        hint = STOP_HINTS[-1]
+    elif stop.checkpoint is not None:
         hint = (
             f"last.ckpt saved in {stop.checkpoint.parent}; continue with "
             f"`kta {command} trainer.resume=auto` (same settings, same working directory) "

@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import Trial, TrialState
 
 from kta_cli.engine.loop import Trainer, epoch_end_hook
+from kta_cli.engine.runtime import stop_hint
 from kta_cli.errors import KtaError, did_you_mean
 from kta_cli.report.reporter import console
 from kta_cli.report.run_folder import write_metrics
@@ -97,7 +98,8 @@ def run_one(study: optuna.Study, trial: Trial, plan: SweepPlan, launch: Launch) 
     pruning = TrialPruning(trial, plan.metric)
     console.print(f"[bold]trial {trial.number}[/bold]: {' '.join(overrides)}")
     try:
-        with epoch_end_hook(pruning):
+        hint = f"trial {trial.number} gives its slot back to the study"
+        with epoch_end_hook(pruning), stop_hint(hint):
             launch([*plan.fixed, *overrides], run_dir)
         value = read_metric(run_dir, plan.metric, plan.command)
     except (KeyboardInterrupt, SystemExit):

@@ -11,6 +11,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from kta_cli.engine.runtime import exit_stopped
+from kta_cli.engine.stopping import Interrupted
 from kta_cli.errors import KtaError
 from kta_cli.sweep.space import parse_space
 from kta_cli.sweep.study import UNCOUNTED, counted, load_study, open_storage
@@ -65,6 +67,21 @@ def test_an_interrupted_trial_gives_its_slot_back_and_keeps_the_finished(tmp_pat
     assert len(counted(study)) == 3 and study.best_value == 0.7
     done = json.loads((tmp_path / "train" / "trial_0000" / "metrics.json").read_text())
     assert done["status"] == "complete" and done["best_val_acc"] == 0.5
+
+
+def test_a_stopped_trial_says_its_slot_goes_back_not_how_to_resume_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def stopped(overrides: list[str], run_dir: Path) -> None:
+        stop = Interrupted("SIGTERM", epoch=1, step=7)
+        stop.checkpoint = run_dir / "last.ckpt"
+        exit_stopped("train", stop)  # what a training run does when a signal stops it
+
+    with pytest.raises(SystemExit):
+        run_trials(study_in(tmp_path), plan_in(tmp_path), stopped)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "stopped by SIGTERM in epoch 2 after step 7: trial 0 gives its slot back" in out
+    assert "trainer.resume" not in out  # the sweep, not the trial, is what the user reruns
 
 
 def test_a_failed_run_uses_its_slot_and_the_search_goes_on(tmp_path: Path) -> None:
