@@ -7,7 +7,8 @@ labels per class, several seeds each; then a shared backbone against separate on
 Every run is a real `kta train` (in this process, so imports are paid once) with the
 configs/experiment/transfer_<domain>_{source,target}.yaml files; its run folder sits in the
 study folder (outputs/study/<time>/runs/...). Writes results.json, results.md and
-transfer_study.png there; with --docs also docs/results.md and docs/transfer_study.png.
+transfer_study.png there; with --docs also its sections of docs/results.md and
+docs/transfer_study.png.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
 DOMAINS = {
     "digits": {"tasks": ["digit", "parity"], "what": "digits 0-4 -> digits 5-9"},
@@ -329,8 +331,10 @@ def main() -> None:
     text = report(transfer_rows, mt_rows, args, (time.perf_counter() - started) / 60, earlier)
     (folder / "results.md").write_text(text)
     print(text)
-    if args.docs:
-        (REPO / "docs" / "results.md").write_text(text)
+    if args.docs:  # its own sections of docs/results.md; the other studies' stay
+        from docs_section import write_sections
+
+        write_sections(text)
         shutil.copy(folder / "transfer_study.png", REPO / "docs" / "transfer_study.png")
     print(f"study folder: {folder}")
 

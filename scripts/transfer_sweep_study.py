@@ -6,8 +6,9 @@ more seeds, and `kta compare` groups the runs that differ only in seed (mean +- 
     python scripts/transfer_sweep_study.py              # about 35 minutes on 2 idle cores
     python scripts/transfer_sweep_study.py --quick      # test_resnet at 16 px: about 2 minutes
 
-Writes results.json and results.md (the Markdown for docs/results.md) and transfer_sweep.png in
-the study folder (default outputs/study_transfer_sweep).
+Writes results.json, results.md and transfer_sweep.png in the study folder (default
+outputs/study_transfer_sweep); with --docs also its section of docs/results.md and
+docs/images/transfer_sweep.png.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from docs_section import write_sections  # noqa: E402
 from kta_runs import call_kta, run_kta  # noqa: E402
+
+HEADING = "Transfer study at 32 px: resnet18, each strategy's learning rate chosen by kta sweep"
 
 COMMAND_LINE = " ".join(sys.argv[1:])  # kta's dispatcher rewrites sys.argv on every command
 STRATEGIES = ("scratch", "linear_probe", "lp_ft", "full")
@@ -65,18 +70,15 @@ def cell_of(row: dict[str, Any]) -> tuple[str, str]:
 
 def markdown(table: dict, chosen: dict, args: argparse.Namespace, extra: dict) -> str:
     labels = args.labels
-    lines = [
-        "| strategy | " + " | ".join(f"{b} / class" for b in labels) + " |",
-        "|---|" + "---:|" * len(labels),
-    ]
+    header = ["| strategy | " + " | ".join(f"{b} / class" for b in labels) + " |",
+              "|---|" + "---:|" * len(labels)]  # fmt: skip
+    accuracy, rates = list(header), list(header)
     for name in args.strategies:
-        cells = []
-        for budget in labels:
-            mean, std, n = table[name][budget]
-            edge = chosen[name][budget] in (min(args.lrs), max(args.lrs))
-            lr = f"lr {chosen[name][budget]:g}" + (" (grid edge)" if edge else "")
-            cells.append(f"{mean:.3f} +- {std:.3f} (n={n}, {lr})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        cells = ["{:.3f} +- {:.3f} (n={})".format(*table[name][b]) for b in labels]
+        accuracy.append(f"| {name} | " + " | ".join(cells) + " |")
+        edge = (min(args.lrs), max(args.lrs))
+        lrs = [f"{chosen[name][b]:g}" + (" *" if chosen[name][b] in edge else "") for b in labels]
+        rates.append(f"| {name} | " + " | ".join(lrs) + " |")
     head = [
         f"    python scripts/transfer_sweep_study.py {COMMAND_LINE}".rstrip(),
         "",
@@ -84,15 +86,15 @@ def markdown(table: dict, chosen: dict, args: argparse.Namespace, extra: dict) -
         f"digits 0-4 (test acc {extra['source_acc']:.3f}). Target: digits 5-9; epochs per "
         f"budget {json.dumps({b: EPOCHS[b] for b in labels})}; learning-rate grid "
         f"{args.lrs} (SGD, cosine), chosen per cell on the last epoch's val_acc of seed 0 "
-        f"(the weights that are tested); {args.seeds} "
-        f"seeds of the chosen setting. {extra['runs']} runs, wall time "
-        f"{extra['minutes']:.1f} min; load average {extra['load_before']} before, "
-        f"{extra['load_after']} after.",
+        f"(the weights that are tested); {args.seeds} seeds of the chosen setting. "
+        f"{extra['runs']} runs, wall time {extra['minutes']:.1f} min; load average "
+        f"{extra['load_before']} before, {extra['load_after']} after.",
         "",
         "Target test accuracy, mean +- std over seeds (digits 0-4 -> digits 5-9):",
         "",
     ]
-    return "\n".join(head + lines) + "\n"
+    tail = ["", "Learning rate chosen on validation (* at an end of the grid):", ""]
+    return "\n".join(head + accuracy + tail + rates) + "\n"
 
 
 def plot(table: dict, args: argparse.Namespace, path: Path) -> None:
@@ -164,11 +166,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("outputs/study_transfer_sweep"))
     parser.add_argument("--quick", action="store_true", help="test_resnet, 16 px, 2 seeds")
+    parser.add_argument("--docs", action="store_true", help="also write docs/results.md")
     args = parser.parse_args()
     if args.quick:
         args.model, args.img_size, args.source_epochs, args.seeds = "test_resnet", 16, 2, 2
         args.labels, args.strategies, args.lrs = ["1", "all"], ["scratch", "full"], [0.01, 0.1]
         EPOCHS.update({"1": 3, "all": 2})
+    docs = Path(__file__).resolve().parents[1] / "docs"
     load_before = f"{os.getloadavg()[0]:.2f}"
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -182,6 +186,10 @@ def main() -> None:
     Path("results.json").write_text(json.dumps(extra, indent=1, default=str) + "\n")
     plot(found["table"], args, Path("transfer_sweep.png"))
     print(text)
+    if args.docs:
+        shutil.copy("transfer_sweep.png", docs / "images" / "transfer_sweep.png")
+        figure = "![target accuracy against labels](images/transfer_sweep.png)\n"
+        write_sections(f"## {HEADING}\n\n{text}\n{figure}", docs / "results.md")
     print(f"study folder: {Path.cwd()}")
 
 
