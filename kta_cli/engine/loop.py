@@ -53,6 +53,7 @@ class LoopSettings:
     grad_clip: float | None = None
     channels_last: bool = False
     max_steps: int | None = None  # stop (resumably) after this many optimizer steps
+    checkpoint_every: int = 1  # epochs between last.ckpt writes; the run's end always writes it
     monitor: str = "val_acc"
     monitor_mode: str = "max"
     patience: int | None = None  # early stopping: epochs without improvement
@@ -157,6 +158,7 @@ class Trainer:
         self.epoch_hooks = list(epoch_hooks or [])
         self.device = torch.device(settings.device)
         self.state = LoopState()
+        self._last_saved: int | None = None  # the step last.ckpt holds
         self.autocast_dtype = PRECISIONS[settings.precision]
         use_scaler = settings.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
@@ -226,8 +228,10 @@ class Trainer:
         try:
             with stopping_on_signals():
                 self._fit_epochs(train_loader, val_loader)
+            if self._last_saved != self.state.step:
+                self._save_last()  # the end of the run, after epochs checkpoint_every left out
         except KeyboardInterrupt:
-            self.save("last", self.train_state())
+            self._save_last()
             raise Interrupted("Ctrl-C", epoch=self.state.epoch, step=self.state.step) from None
         finally:
             self.reporter.on_fit_end(self)
@@ -244,6 +248,10 @@ class Trainer:
                 return  # max_steps reached; last.ckpt is resumable
             self._end_epoch(val_loader)
 
+    def _save_last(self) -> None:
+        self.save("last", self.train_state())
+        self._last_saved = self.state.step
+
     def _stop_if_asked(self) -> None:
         """At a step boundary: after a stop signal, save a resumable last.ckpt and stop. Under
         torchrun every rank stops at the same step: the ranks agree on it (one tiny all-reduce
@@ -256,7 +264,7 @@ class Trainer:
             reason = names[int(asked.item()) - 1] if int(asked.item()) else None
         if reason is None:
             return
-        self.save("last", self.train_state())
+        self._save_last()
         raise Interrupted(reason, epoch=self.state.epoch, step=self.state.step)
 
     def _train_epoch(self, loader: Any) -> bool:
@@ -284,7 +292,7 @@ class Trainer:
             self._rng_after_step = {**self._rng_after_step, **capture_torch_rng()}
             self.reporter.on_step(self, values, n)
             if self.settings.max_steps is not None and state.step >= self.settings.max_steps:
-                self.save("last", self.train_state())
+                self._save_last()
                 return True
             self._stop_if_asked()
         return False
@@ -330,7 +338,8 @@ class Trainer:
         self.reporter.on_epoch_end(self, record, improved)
         if improved:
             self.save("best", self.train_state())
-        self.save("last", self.train_state())
+        if state.epoch % self.settings.checkpoint_every == 0:
+            self._save_last()
         for hook in EPOCH_END_HOOKS:
             hook(record, self)
 

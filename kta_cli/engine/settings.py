@@ -67,6 +67,7 @@ class RunSettings:
             grad_clip=trainer["grad_clip"],
             channels_last=trainer["channels_last"],
             max_steps=trainer["max_steps"],
+            checkpoint_every=trainer["checkpoint_every"],
             monitor=stopping["monitor"],
             monitor_mode=stopping["mode"],
             patience=stopping["patience"],

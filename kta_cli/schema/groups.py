@@ -81,6 +81,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model
     grad_clip: float | None = positive(None)  # max gradient norm
     max_steps: int | None = positive(None)  # stop after this many steps, with last.ckpt
+    checkpoint_every: int = positive(1)  # epochs between last.ckpt writes; the end always writes
     threads: int | None = positive(None)  # torch CPU threads (null: torch's default)
     resume: str | None = None  # a last.ckpt, a run folder, or `auto` (the latest train run)
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)

@@ -201,3 +201,17 @@ def test_resume_with_other_epochs_is_refused_naming_both():
     longer, _ = make_trainer(SquaredError(model), [model.weight], lr=0.1, epochs=5)
     with pytest.raises(KtaError, match=r"trainer.epochs=5.*trainer.epochs=3"):
         longer.load_train_state(state)
+
+
+@pytest.mark.parametrize(("patience", "written"), [(None, [2, 4, 5]), (2, [2, 3])])
+def test_checkpoint_every_writes_last_less_often_and_always_at_the_end(patience, written):
+    """Five epochs, last.ckpt every 2: after epochs 2 and 4, and the fifth, where the run ends;
+    early stopping (lr 0: the val loss never improves on epoch 1's) ends it at 3, also written."""
+    model = nn.Linear(1, 1, bias=False)
+    trainer, saved = make_trainer(
+        SquaredError(model), [model.weight], lr=0.0 if patience else 0.1, epochs=5,
+        checkpoint_every=2, patience=patience,
+    )  # fmt: skip
+    batches = Batches([(torch.tensor([[1.0]]), torch.tensor([[3.0]]))])
+    trainer.fit(batches, batches)
+    assert [state["loop"]["epoch"] for kind, state in saved if kind == "last"] == written
