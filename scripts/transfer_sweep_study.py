@@ -120,7 +120,8 @@ def plot(table: dict, args: argparse.Namespace, path: Path) -> None:
 
 
 def study(args: argparse.Namespace) -> dict[str, Any]:
-    quiet = ["trainer.progress=false", "logger=none", f"trainer.threads={args.threads}"]
+    quiet = ["trainer.progress=false", "logger=none", f"trainer.threads={args.threads}",
+             "trainer.checkpoint_every=10"]  # fmt: skip
     model = [f"model={args.model}", f"data.img_size={args.img_size}"]
     source = run_kta("train", "experiment=transfer_digits_source", *model,
                      f"trainer.epochs={args.source_epochs}", *quiet)  # fmt: skip
