@@ -86,6 +86,10 @@ class DistillSchema:
     seed: int = 0
 
 
+def is_round_to(value: Any) -> bool:
+    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
 @dataclass
 class PruneSettings:
     method: str = one_of("structured", "unstructured")  # remove channels | zero single weights
@@ -95,7 +99,9 @@ class PruneSettings:
     layer_ratios: Any = ruled(None, ("in [0, 1)", lambda v: is_number(v) and 0 <= v < 1), each=True)
     ignore: Any = field(default_factory=list)  # layers or blocks left alone (a name or a list)
     max_layer_ratio: float = unit_open_closed(0.9)  # global: no layer loses more than this
-    round_to: int | None = positive(None)  # structured: channel counts a multiple of this
+    # structured: channel counts a multiple of this; auto: 16 where a layer keeps >= 64, 8 where
+    # it keeps >= 16 (the x86 int8 kernels' blocks, cheap there), null: none
+    round_to: Any = ruled("auto", ("auto, null or an integer > 0", is_round_to))
     attention: str = one_of("head_dims", "heads")  # ViTs: shrink every head | remove heads
     steps: int = positive(1)  # prune in this many steps, fine-tuning after each
     schedule: str = one_of("linear", "cubic")  # cubic: gradual AGP, big steps first
