@@ -28,7 +28,7 @@ THREADS = 2
 
 
 def latency(
-    runs: int, batch_sizes: list[int], round_to: int | None, model: str, size: int,
+    runs: int, batch_sizes: list[int], round_to: int | str | None, model: str, size: int,
     attention: str,
 ) -> None:  # fmt: skip
     import torch_pruning as tp
@@ -126,7 +126,9 @@ def main() -> None:
     parser.add_argument("part", choices=("latency", "accuracy", "all"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--round-to", type=int, default=None)
+    parser.add_argument(
+        "--round-to", type=lambda v: v if v == "auto" else int(v), default=None, help="auto | N"
+    )
     parser.add_argument("--folder", type=Path, default=Path("outputs/bench_prune"))
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--finetune-epochs", type=int, default=5)
