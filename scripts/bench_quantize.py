@@ -2,12 +2,13 @@
 
     python scripts/bench_quantize.py                   # resnet18 @224 + resnet18 trained on digits
     python scripts/bench_quantize.py --ckpt outputs/train/latest/best.ckpt   # your own model
-    python scripts/bench_quantize.py --skip-trained --cpp-wrapper   # + C++-wrapper candidates
+    python scripts/bench_quantize.py --skip-trained --cpp-wrapper --aoti   # + the two levers
 
 Candidates per model: fp32 eager, fp32 torch.compile (inductor, freezing), int8 pt2e_x86
 (torch.export + torchao X86InductorQuantizer + torch.compile) and int8 fx_x86 (torch.ao,
-deprecated); with --cpp-wrapper also fp32 compiled and int8 pt2e built with inductor's C++
-wrapper. Latency at batch 1 and at --batch-size (trained) / --batch-size-224 (resnet18 @224):
+deprecated); with --cpp-wrapper / --aoti also fp32 and int8 pt2e built with inductor's C++
+wrapper / compiled ahead of time by AOTInductor (kta's quant.aoti=true). Latency at batch 1 and
+at --batch-size (trained) / --batch-size-224 (resnet18 @224):
 interleaved rounds, median, torch.set_num_threads(--threads); compile time is reported apart.
 Targets from issue 5: int8/fp32 latency <= 0.30, accuracy drop <= 0.5 points, file size ratio
 <= 0.27; issue 14: resnet18@224 int8/fp32 compiled <= 0.30 at batch 1 and 32.
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from kta_cli.compress.quantize import QuantSettings, quantize
+from kta_cli.compress.quantized import AotiRunner
 from kta_cli.data.datasets import DataSpec, build_data
 from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.engine.finetune import fine_tune
@@ -77,6 +79,16 @@ def compiled(
     return run, seconds
 
 
+def ahead_of_time(model: nn.Module, examples: list[torch.Tensor]) -> tuple[Any, float]:
+    """AOTInductor with freezing (kta's AotiRunner), built at each batch size; (fn, seconds)."""
+    started = time.perf_counter()
+    runner = AotiRunner(model)
+    with torch.inference_mode():
+        for images in examples:
+            runner(images)
+    return runner, time.perf_counter() - started
+
+
 def int8_file_bytes(result: Any, folder: Path, backend: str) -> int:
     """Size of the kta checkpoint file the command would write (payload only, no metadata)."""
     path = folder / f"{backend}.ckpt"
@@ -109,6 +121,8 @@ def bench(
         runs["fp32_compiled_cppw"], row["fp32_cppw_compile_s"] = compiled(
             model, examples, cpp_wrapper=True
         )
+    if args.aoti:  # AOTInductor, one library per batch size (as kta's quant.aoti=true runs)
+        runs["fp32_compiled_aoti"], row["fp32_aoti_compile_s"] = ahead_of_time(model, examples)
     for backend in ("pt2e_x86", "fx_x86"):
         settings = QuantSettings(
             backend=backend,
@@ -129,6 +143,10 @@ def bench(
         if backend == "pt2e_x86" and args.cpp_wrapper:
             runs["pt2e_x86_cppw"], row["pt2e_x86_cppw_first_calls_s"] = compiled(
                 result.model.graph, examples, dynamic=None, cpp_wrapper=True
+            )
+        if backend == "pt2e_x86" and args.aoti:
+            runs["pt2e_x86_aoti"], row["pt2e_x86_aoti_first_calls_s"] = ahead_of_time(
+                result.model.graph, examples
             )
         if test is not None:
             row[f"{backend}_acc"] = accuracy(result.model, test)
@@ -164,16 +182,16 @@ def print_row(row: dict[str, Any]) -> None:
             drop = 100 * (row["fp32_acc"] - row[f"{backend}_acc"])
             line += f", accuracy drop {drop:.2f} points ({'met' if drop <= 0.5 else 'MISSED'})"
         print(line)
-    for key in [k for k in row if k.startswith("pt2e_x86_cppw_ms")]:
-        suffix = key.removeprefix("pt2e_x86_cppw_ms") or "_batch1"
-        plain = suffix if suffix != "_batch1" else ""
-        fp32_cpp = row["fp32_compiled_cppw_ms" + plain]
-        print(
-            f"  cpp_wrapper{suffix}: int8 {row[key]:.3f} ms (Python wrapper "
-            f"{row['pt2e_x86_ms' + plain]:.3f}), fp32 compiled {fp32_cpp:.3f} ms (Python wrapper "
-            f"{row['fp32_compiled_ms' + plain]:.3f}); int8/fp32 compiled, both C++ "
-            f"{row[key] / fp32_cpp:.3f}"
-        )
+    for lever, what in (("cppw", "C++ wrapper"), ("aoti", "AOTInductor")):
+        for key in [k for k in row if k.startswith(f"pt2e_x86_{lever}_ms")]:
+            plain = key.removeprefix(f"pt2e_x86_{lever}_ms")
+            fp32, eager = row[f"fp32_compiled_{lever}_ms{plain}"], row["fp32_ms" + plain]
+            print(
+                f"  {what} {plain.strip('_') or 'batch1'}: int8 {row[key]:.3f} ms (torch.compile "
+                f"{row['pt2e_x86_ms' + plain]:.3f}), fp32 {fp32:.3f} ms (torch.compile "
+                f"{row['fp32_compiled_ms' + plain]:.3f}); int8/fp32 both {what} "
+                f"{row[key] / fp32:.3f}, int8 {what} / fp32 eager {row[key] / eager:.3f}"
+            )
 
 
 def imagenet_like(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,6 +241,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--batch-size-224", type=int, default=32, help="second batch size at 224 (1: batch 1 only)"
+    )
+    parser.add_argument(
+        "--aoti",
+        action="store_true",
+        help="add fp32 and int8 pt2e candidates compiled by AOTInductor (kta quant.aoti=true)",
     )
     parser.add_argument(
         "--cpp-wrapper",
