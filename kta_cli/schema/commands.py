@@ -167,6 +167,7 @@ class QuantMeasure:
     batch_size: int = positive(32)  # latency at batch 1 and at this batch size
     rounds: int = positive(5)  # interleaved rounds (float, int8, ...); the median is reported
     repeats: int = positive(10)  # timed calls per round
+    compiled_float: bool = True  # also time torch.compile'd float (the int8 program's settings)
 
 
 @dataclass

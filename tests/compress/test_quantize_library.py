@@ -129,6 +129,7 @@ def test_pt2e_qat_graph_trains_finite_even_with_zero_bn_scales():
     assert model.bn.weight.abs().sum() == 0  # the source model is left as it was
 
 
+@pytest.mark.slow  # an AOTInductor build, about 15 s on 2 cores
 def test_aoti_program_keeps_the_outputs_and_builds_once_per_shape():
     """quant.aoti=true: the int8 program through AOTInductor (one library per input shape)."""
     from kta_cli.compress.quantized import quantized_model_from_checkpoint
