@@ -31,7 +31,7 @@ THREADS = 2
 
 
 def latency(
-    runs: int, batch_sizes: list[int], round_to: int | None, model: str, size: int,
+    runs: int, batch_sizes: list[int], round_to: int | str | None, model: str, size: int,
     attention: str, layouts: list[str],
 ) -> None:  # fmt: skip
     import torch_pruning as tp
@@ -58,8 +58,8 @@ def latency(
     print(f"params {params0} -> {params1}  ratio {params1 / params0:.3f}")
     print(f"MACs   {macs0} -> {macs1}  ratio {macs1 / macs0:.3f}")
     for layout in layouts:  # kta prune times channels_last by default
-        runs_of = {"input": in_layout(original, layout), "pruned": in_layout(pruned, layout)}
-        for batch in batch_sizes:
+        for batch in batch_sizes:  # compiled: one static graph per batch size
+            runs_of = {"input": in_layout(original, layout), "pruned": in_layout(pruned, layout)}
             images = torch.randn(batch, 3, size, size)
             if layout != "contiguous":
                 images = images.to(memory_format=torch.channels_last)
@@ -85,7 +85,7 @@ def in_layout(model: torch.nn.Module, layout: str) -> Callable[[torch.Tensor], t
     model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     if layout == "channels_last":
         return model
-    compiled = torch.compile(model)
+    compiled = torch.compile(model, dynamic=False)  # a second shape must not make it dynamic
 
     def run(images: torch.Tensor) -> torch.Tensor:
         with torch._inductor.config.patch(freezing=True):
@@ -143,7 +143,9 @@ def main() -> None:
     parser.add_argument("part", choices=("latency", "accuracy", "all"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--round-to", type=int, default=None)
+    parser.add_argument(
+        "--round-to", type=lambda v: v if v == "auto" else int(v), default=None, help="auto | N"
+    )
     parser.add_argument("--folder", type=Path, default=Path("outputs/bench_prune"))
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--finetune-epochs", type=int, default=5)

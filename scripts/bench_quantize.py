@@ -2,17 +2,22 @@
 
     python scripts/bench_quantize.py                   # resnet18 @224 + resnet18 trained on digits
     python scripts/bench_quantize.py --ckpt outputs/train/latest/best.ckpt   # your own model
+    python scripts/bench_quantize.py --skip-trained --cpp-wrapper --aoti   # + the two levers
 
 Candidates per model: fp32 eager, fp32 torch.compile (inductor, freezing), int8 pt2e_x86
 (torch.export + torchao X86InductorQuantizer + torch.compile) and int8 fx_x86 (torch.ao,
-deprecated). Latency: interleaved rounds, median, torch.set_num_threads(--threads); compile time
-is reported apart. Targets from issue 5: int8/fp32 latency <= 0.30, accuracy drop <= 0.5 points,
-file size ratio <= 0.27.
+deprecated); with --cpp-wrapper / --aoti also fp32 and int8 pt2e built with inductor's C++
+wrapper / compiled ahead of time by AOTInductor (kta's quant.aoti=true). Latency at batch 1 and
+at --batch-size (trained) / --batch-size-224 (resnet18 @224):
+interleaved rounds, median, torch.set_num_threads(--threads); compile time is reported apart.
+Targets from issue 5: int8/fp32 latency <= 0.30, accuracy drop <= 0.5 points, file size ratio
+<= 0.27; issue 14: resnet18@224 int8/fp32 compiled <= 0.30 at batch 1 and 32.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 import warnings
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 from kta_cli.compress.quantize import QuantSettings, quantize
+from kta_cli.compress.quantized import AotiRunner
 from kta_cli.data.datasets import DataSpec, build_data
 from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.engine.finetune import fine_tune
@@ -47,19 +53,40 @@ class Batches:
         pass
 
 
-def compiled(model: nn.Module, example: torch.Tensor) -> tuple[Any, float]:
-    """torch.compile with freezing (as the int8 path gets), warmed up; returns (fn, seconds)."""
+def compiled(
+    model: nn.Module, examples: list[torch.Tensor], dynamic: bool | None = False, **inductor: Any
+) -> tuple[Any, float]:
+    """torch.compile with freezing (as the int8 path gets) and `inductor` options, one static
+    graph per batch size, warmed up at each; returns (fn, seconds).
+
+    dynamic=False: after a batch-1 call, a batch-32 call would otherwise recompile the float
+    model with a symbolic batch, and that graph ran resnet18@32 at batch 32 about 7x slower than
+    the static one (116 ms against 17 ms, probe 2026-12-01): an unfair baseline. The int8
+    program keeps torch.compile's default (None), as kta's QuantizedProgram runs it.
+    """
+    options = {"freezing": True, **inductor}
     started = time.perf_counter()
-    function = torch.compile(model)
-    with torch._inductor.config.patch(freezing=True), torch.inference_mode():
-        function(example)
+    function = torch.compile(copy.deepcopy(model), dynamic=dynamic)  # a copy: own cache entry
+    with torch._inductor.config.patch(**options), torch.inference_mode():
+        for images in examples:
+            function(images)
     seconds = time.perf_counter() - started
 
     def run(images: torch.Tensor) -> torch.Tensor:
-        with torch._inductor.config.patch(freezing=True):
+        with torch._inductor.config.patch(**options):
             return function(images)
 
     return run, seconds
+
+
+def ahead_of_time(model: nn.Module, examples: list[torch.Tensor]) -> tuple[Any, float]:
+    """AOTInductor with freezing (kta's AotiRunner), built at each batch size; (fn, seconds)."""
+    started = time.perf_counter()
+    runner = AotiRunner(model)
+    with torch.inference_mode():
+        for images in examples:
+            runner(images)
+    return runner, time.perf_counter() - started
 
 
 def int8_file_bytes(result: Any, folder: Path, backend: str) -> int:
@@ -81,11 +108,21 @@ def bench(
     """Every candidate on `model`: latency at batch 1 (and `batch_size`), size, accuracy."""
     model = model.eval()
     one = next(iter(train))[0][:1].contiguous()
+    examples = [one]
+    if batch_size > 1:
+        many = torch.cat([images for images, _ in train])
+        examples.append(many.repeat(-(-batch_size // len(many)), 1, 1, 1)[:batch_size].contiguous())
     folder = Path(tempfile.mkdtemp(prefix="kta-bench-"))
     save_checkpoint(folder / "float.ckpt", {"model": model.state_dict()})
     row: dict[str, Any] = {"model": name, "float_bytes": file_bytes(folder / "float.ckpt")}
     runs: dict[str, Any] = {"fp32": model}
-    runs["fp32_compiled"], row["fp32_compile_s"] = compiled(model, one)
+    runs["fp32_compiled"], row["fp32_compile_s"] = compiled(model, examples)
+    if args.cpp_wrapper:  # the lever side by side: inductor's C++ wrapper instead of Python
+        runs["fp32_compiled_cppw"], row["fp32_cppw_compile_s"] = compiled(
+            model, examples, cpp_wrapper=True
+        )
+    if args.aoti:  # AOTInductor, one library per batch size (as kta's quant.aoti=true runs)
+        runs["fp32_compiled_aoti"], row["fp32_aoti_compile_s"] = ahead_of_time(model, examples)
     for backend in ("pt2e_x86", "fx_x86"):
         settings = QuantSettings(
             backend=backend,
@@ -98,22 +135,28 @@ def bench(
         row[f"{backend}_quantize_s"] = time.perf_counter() - started
         started = time.perf_counter()
         with torch.inference_mode():
-            result.model(one)
-        row[f"{backend}_first_call_s"] = time.perf_counter() - started
+            for images in examples:
+                result.model(images)
+        row[f"{backend}_first_calls_s"] = time.perf_counter() - started
         row[f"{backend}_bytes"] = int8_file_bytes(result, folder, backend)
         runs[backend] = result.model
+        if backend == "pt2e_x86" and args.cpp_wrapper:
+            runs["pt2e_x86_cppw"], row["pt2e_x86_cppw_first_calls_s"] = compiled(
+                result.model.graph, examples, dynamic=None, cpp_wrapper=True
+            )
+        if backend == "pt2e_x86" and args.aoti:
+            runs["pt2e_x86_aoti"], row["pt2e_x86_aoti_first_calls_s"] = ahead_of_time(
+                result.model.graph, examples
+            )
         if test is not None:
             row[f"{backend}_acc"] = accuracy(result.model, test)
     if test is not None:
         row["fp32_acc"] = accuracy(model, test)
-    with torch.inference_mode():
-        latency = interleaved_latency_ms(runs, one, rounds=args.rounds, repeats=args.repeats)
-    row.update({f"{k}_ms": v for k, v in latency.items()})
-    if batch_size > 1:
-        many = torch.cat([images for images, _ in train])[:batch_size].contiguous()
+    for images in examples:  # interleaved rounds per batch size, medians
         with torch.inference_mode():
-            latency = interleaved_latency_ms(runs, many, rounds=args.rounds, repeats=args.repeats)
-        row.update({f"{k}_ms_batch{len(many)}": v for k, v in latency.items()})
+            latency = interleaved_latency_ms(runs, images, rounds=args.rounds, repeats=args.repeats)
+        suffix = "" if len(images) == 1 else f"_batch{len(images)}"
+        row.update({f"{k}_ms{suffix}": v for k, v in latency.items()})
     return row
 
 
@@ -139,6 +182,16 @@ def print_row(row: dict[str, Any]) -> None:
             drop = 100 * (row["fp32_acc"] - row[f"{backend}_acc"])
             line += f", accuracy drop {drop:.2f} points ({'met' if drop <= 0.5 else 'MISSED'})"
         print(line)
+    for lever, what in (("cppw", "C++ wrapper"), ("aoti", "AOTInductor")):
+        for key in [k for k in row if k.startswith(f"pt2e_x86_{lever}_ms")]:
+            plain = key.removeprefix(f"pt2e_x86_{lever}_ms")
+            fp32, eager = row[f"fp32_compiled_{lever}_ms{plain}"], row["fp32_ms" + plain]
+            print(
+                f"  {what} {plain.strip('_') or 'batch1'}: int8 {row[key]:.3f} ms (torch.compile "
+                f"{row['pt2e_x86_ms' + plain]:.3f}), fp32 {fp32:.3f} ms (torch.compile "
+                f"{row['fp32_compiled_ms' + plain]:.3f}); int8/fp32 both {what} "
+                f"{row[key] / fp32:.3f}, int8 {what} / fp32 eager {row[key] / eager:.3f}"
+            )
 
 
 def imagenet_like(args: argparse.Namespace) -> dict[str, Any]:
@@ -149,7 +202,8 @@ def imagenet_like(args: argparse.Namespace) -> dict[str, Any]:
         (torch.randn(4, 3, 224, 224, generator=generator), torch.zeros(4).long())
         for _ in range(args.calib_batches)
     ]
-    return bench(f"{args.model} @224", model, Batches(batches), Batches(batches[:1]), None, args)
+    train, val = Batches(batches), Batches(batches[:1])
+    return bench(f"{args.model} @224", model, train, val, None, args, args.batch_size_224)
 
 
 def trained_on_digits(args: argparse.Namespace) -> dict[str, Any]:
@@ -183,7 +237,20 @@ def main() -> None:
         "--batch-size",
         type=int,
         default=32,
-        help="second latency batch size (trained model only: at 224 it would take too long)",
+        help="second latency batch size of the trained model (1: batch 1 only)",
+    )
+    parser.add_argument(
+        "--batch-size-224", type=int, default=32, help="second batch size at 224 (1: batch 1 only)"
+    )
+    parser.add_argument(
+        "--aoti",
+        action="store_true",
+        help="add fp32 and int8 pt2e candidates compiled by AOTInductor (kta quant.aoti=true)",
+    )
+    parser.add_argument(
+        "--cpp-wrapper",
+        action="store_true",
+        help="add fp32 compiled and int8 pt2e candidates built with inductor's cpp_wrapper=True",
     )
     parser.add_argument("--skip-224", action="store_true")
     parser.add_argument("--skip-trained", action="store_true")

@@ -35,7 +35,8 @@ from kta_cli.schema.store import section
 
 def settings_from(cfg: DictConfig) -> QuantSettings:
     values = section(cfg, "quant")
-    values.pop("compile", None)
+    values.pop("compile", None)  # how the program runs, not how it is made
+    values.pop("aoti", None)
     settings = QuantSettings(**values)
     settings.check()
     return settings
@@ -71,6 +72,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     if isinstance(result.model, QuantizedProgram):
         result.model.use_compile = cfg.quant.compile
+        result.model.use_aoti = cfg.quant.aoti
     metrics: dict[str, Any] = {
         "checkpoint": str(path),
         "mode": cfg.quant.mode,

@@ -49,7 +49,7 @@ class PruneSettings:
     steps: int = 1
     schedule: str = "linear"
     max_layer_ratio: float = 0.9
-    round_to: int | None = None
+    round_to: int | str | None = "auto"  # "auto": prune_structured.auto_kept_channels
     attention: str = "head_dims"  # ViT attention blocks: shrink every head | remove whole heads
     max_allowed_loss: float | None = None
     sensitivity_ratios: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])

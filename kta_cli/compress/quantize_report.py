@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from kta_cli.compress.quantize import Quantized
+from kta_cli.compress.quantized import AotiRunner
 from kta_cli.engine.checkpoint import git_commit, save_checkpoint
 from kta_cli.report.figures import save_figure
 from kta_cli.report.measure import (
@@ -32,6 +33,7 @@ class MeasureSettings:
     batch_size: int = 32
     rounds: int = 5
     repeats: int = 10
+    compiled_float: bool = True
 
 
 def example_batch(loader: Any, size: int) -> torch.Tensor:
@@ -51,16 +53,49 @@ def warm_up(model: torch.nn.Module, examples: list[torch.Tensor]) -> float:
     return time.perf_counter() - started
 
 
+def compiled_float(
+    model: torch.nn.Module, examples: list[torch.Tensor], *, aoti: bool
+) -> tuple[Any, str]:
+    """The float model as a user after speed runs it, warmed up at every batch size: inductor
+    with freezing (as the int8 program), one static graph per batch size (a graph recompiled
+    with a symbolic batch ran resnet18 at batch 32 several times slower), or AOTInductor when
+    the int8 program uses it. (None, the reason) when it does not compile on this machine."""
+    started = time.perf_counter()
+    try:
+        if aoti:
+            runner: Any = AotiRunner(model)
+        else:
+            function = torch.compile(model, dynamic=False)
+
+            def runner(images: torch.Tensor) -> torch.Tensor:
+                with torch._inductor.config.patch(freezing=True):
+                    return function(images)
+
+        with torch.inference_mode():
+            for images in examples:
+                runner(images)
+    except Exception as error:  # inductor raises many kinds; the metric says n/a and why
+        return None, f"n/a: {next(iter(str(error).splitlines()), type(error).__name__)[:160]}"
+    return runner, f"{time.perf_counter() - started:.1f}"
+
+
 def measure(
     float_model: torch.nn.Module,
     quantized: torch.nn.Module,
     test_loader: Any,
     settings: MeasureSettings,
 ) -> dict[str, Any]:
-    """Compile time, latency at batch 1 and N (interleaved medians), accuracy before and after."""
+    """Compile time, latency at batch 1 and N (interleaved medians) against eager and compiled
+    float, accuracy before and after."""
     one, many = example_batch(test_loader, 1), example_batch(test_loader, settings.batch_size)
     metrics: dict[str, Any] = {"compile_seconds": warm_up(quantized, [one, many])}
     runs = {"float": float_model, "quantized": quantized}
+    if settings.latency and settings.compiled_float:
+        aoti = bool(getattr(quantized, "use_aoti", False))
+        runner, seconds = compiled_float(float_model, [one, many], aoti=aoti)
+        metrics["float_compile_seconds"] = float(seconds) if runner else seconds
+        if runner is not None:
+            runs["float_compiled"] = runner
     for name, images in (("batch1", one), (f"batch{len(many)}", many)):
         if not settings.latency:
             break
@@ -70,6 +105,10 @@ def measure(
         metrics[f"float_latency_ms_{name}"] = latency["float"]
         metrics[f"int8_latency_ms_{name}"] = latency["quantized"]
         metrics[f"latency_ratio_{name}"] = latency["quantized"] / latency["float"]
+        if "float_compiled" in latency:
+            metrics[f"float_compiled_latency_ms_{name}"] = latency["float_compiled"]
+            ratio = latency["quantized"] / latency["float_compiled"]
+            metrics[f"latency_ratio_vs_compiled_{name}"] = ratio
     metrics["acc_before"] = accuracy(float_model, test_loader)
     metrics["acc_after"] = accuracy(quantized, test_loader)
     metrics["acc_drop_points"] = 100 * (metrics["acc_before"] - metrics["acc_after"])

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import warnings
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,22 +34,58 @@ warnings.filterwarnings(
 )
 
 
+class AotiRunner:
+    """`module` compiled ahead of time by AOTInductor (freezing on), one library per input shape.
+
+    The call runs in C++ from input to output: no dynamo guard check and no Python wrapper
+    between kernels, the per-call overhead that dominates a small model at batch 1. The
+    libraries are machine code built here into a temporary folder, never saved in a checkpoint.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.folder = tempfile.TemporaryDirectory(prefix="kta-aoti-")
+        self.runners: dict[tuple[int, ...], Any] = {}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        shape = tuple(images.shape)
+        if shape not in self.runners:
+            self.runners[shape] = self.build(shape, images.dtype)
+        return self.runners[shape](images)
+
+    def build(self, shape: tuple[int, ...], dtype: torch.dtype) -> Any:
+        with torch.inference_mode(False), torch.no_grad():  # export refuses inference tensors
+            example = torch.zeros(shape, dtype=dtype)
+            program = torch.export.export(self.module, (example,))  # static: this shape only
+            path = Path(self.folder.name) / f"{'x'.join(map(str, shape))}.pt2"
+            package = torch._inductor.aoti_compile_and_package(
+                program, package_path=str(path), inductor_configs={"freezing": True}
+            )
+        return torch._inductor.aoti_load_package(package)
+
+
 class QuantizedProgram(nn.Module):
     """Runs an int8 exported graph on CPU, compiled on first use (that is where it gets fast).
 
     Inductor's freezing pass is what turns quantize/dequantize pairs into oneDNN int8 kernels,
-    so it is switched on around every call that may (re)compile.
+    so it is switched on around every call that may (re)compile. `aoti`: compiled ahead of
+    time per input shape instead (AotiRunner), which takes longer to build and less per call.
     """
 
-    def __init__(self, graph: nn.Module, *, compile: bool = True) -> None:
+    def __init__(self, graph: nn.Module, *, compile: bool = True, aoti: bool = False) -> None:
         super().__init__()
         self.graph = graph
         self.use_compile = compile
+        self.use_aoti = aoti
         self._compiled: Any = None
+        self._aoti: AotiRunner | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if not self.use_compile:
             return self.graph(images)
+        if self.use_aoti:
+            self._aoti = self._aoti or AotiRunner(self.graph)
+            return self._aoti(images)
         if self._compiled is None:
             self._compiled = torch.compile(self.graph)
         with torch._inductor.config.patch(freezing=True):
@@ -131,13 +169,15 @@ def quantized_model_from_checkpoint(
 ) -> nn.Module:
     """Rebuild a runnable int8 model (backend pt2e_x86 or fx_x86, see module docstring).
 
-    `compile` (pt2e_x86): None follows quant.compile as it was when the model was quantized.
+    `compile` (pt2e_x86): None follows quant.compile as it was when the model was quantized;
+    quant.aoti says how it is compiled.
     """
     quant = checkpoint.get("quant") or {}
     backend = quant.get("backend")
     if backend == "pt2e_x86":
         compile = quant.get("compile", True) if compile is None else compile
-        return QuantizedProgram(load_program(checkpoint["program"]), compile=compile)
+        program = load_program(checkpoint["program"])
+        return QuantizedProgram(program, compile=compile, aoti=bool(quant.get("aoti", False)))
     if backend == "fx_x86":
         return fx_model_from_checkpoint(checkpoint)
     raise KtaError(f"unknown quantization backend {backend!r} in checkpoint (made by a newer kta?)")

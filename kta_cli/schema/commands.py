@@ -86,6 +86,10 @@ class DistillSchema:
     seed: int = 0
 
 
+def is_round_to(value: Any) -> bool:
+    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
 @dataclass
 class PruneSettings:
     method: str = one_of("structured", "unstructured")  # remove channels | zero single weights
@@ -95,7 +99,9 @@ class PruneSettings:
     layer_ratios: Any = ruled(None, ("in [0, 1)", lambda v: is_number(v) and 0 <= v < 1), each=True)
     ignore: Any = field(default_factory=list)  # layers or blocks left alone (a name or a list)
     max_layer_ratio: float = unit_open_closed(0.9)  # global: no layer loses more than this
-    round_to: int | None = positive(None)  # structured: channel counts a multiple of this
+    # structured: channel counts a multiple of this; auto: 16 where a layer keeps >= 64, 8 where
+    # it keeps >= 16 (the x86 int8 kernels' blocks, cheap there), null: none
+    round_to: Any = ruled("auto", ("auto, null or an integer > 0", is_round_to))
     attention: str = one_of("head_dims", "heads")  # ViTs: shrink every head | remove heads
     steps: int = positive(1)  # prune in this many steps, fine-tuning after each
     schedule: str = one_of("linear", "cubic")  # cubic: gradual AGP, big steps first
@@ -151,6 +157,7 @@ class QuantSettings:
     keep_float: Any = 0  # N most sensitive layers stay float, or a list of layer names
     sensitivity: bool = True  # per-layer SQNR report (pt2e_x86 static)
     compile: bool = True  # pt2e_x86: torch.compile the int8 graph; false: reference ops
+    aoti: bool = False  # pt2e_x86 compiled: AOTInductor per input shape (less per call)
 
 
 @dataclass
@@ -160,6 +167,7 @@ class QuantMeasure:
     batch_size: int = positive(32)  # latency at batch 1 and at this batch size
     rounds: int = positive(5)  # interleaved rounds (float, int8, ...); the median is reported
     repeats: int = positive(10)  # timed calls per round
+    compiled_float: bool = True  # also time torch.compile'd float (the int8 program's settings)
 
 
 @dataclass

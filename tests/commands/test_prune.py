@@ -116,6 +116,7 @@ def test_every_importance_criterion_prunes(kta, tiny_ckpt, importance: str) -> N
         (["prune.layer_ratios={layer1: 1.5}"], "prune.layer_ratios.layer1 must be"),
         (["prune.method=unstructured", "importance=bn_scale"], "ranks whole channels"),
         (["prune.ignore=[layer1,layer2,layer3,layer4,conv1]"], "leaves no conv or linear layer"),
+        (["prune.round_to=sixteen"], "prune.round_to must be auto, null or an integer > 0"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(

@@ -127,6 +127,22 @@ def test_fp16_halves_the_file_and_evaluates(kta, tiny_ckpt: Path):
     assert evaluated.code == 0, evaluated.err
 
 
+def test_latency_is_measured_against_eager_and_compiled_float(kta, tiny_ckpt: Path):
+    fast = [a for a in QUANT_FAST if not a.startswith("measure.latency")]
+    result = kta(
+        "quantize", f"ckpt={tiny_ckpt}", *fast, "quant.mode=fp16", "measure.latency=true",
+        "measure.rounds=1", "measure.repeats=1",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    metrics = result.metrics("quantize")
+    assert isinstance(metrics["float_compile_seconds"], float)  # it compiled, apart from latency
+    for batch in ("batch1", "batch4"):
+        assert metrics[f"float_compiled_latency_ms_{batch}"] > 0
+        ratio = metrics[f"int8_latency_ms_{batch}"] / metrics[f"float_compiled_latency_ms_{batch}"]
+        assert metrics[f"latency_ratio_vs_compiled_{batch}"] == ratio
+    assert "latency_ratio_vs_compiled_batch1" in result.out  # the console table
+
+
 def test_explain_refuses_gradient_methods_on_int8_before_any_work(kta, quant_static_run: Path):
     result = kta(
         "explain", f"ckpt={quant_static_run / 'model.ckpt'}", "--method", "saliency", "logger=none"

@@ -127,3 +127,28 @@ def test_pt2e_qat_graph_trains_finite_even_with_zero_bn_scales():
     fake_quant = [m for m in prepared.modules() if type(m).__name__.endswith("FakeQuantize")]
     assert fake_quant and all(torch.isfinite(m.scale).all() for m in fake_quant)
     assert model.bn.weight.abs().sum() == 0  # the source model is left as it was
+
+
+@pytest.mark.slow  # an AOTInductor build, about 15 s on 2 cores
+def test_aoti_program_keeps_the_outputs_and_builds_once_per_shape():
+    """quant.aoti=true: the int8 program through AOTInductor (one library per input shape)."""
+    from kta_cli.compress.quantized import quantized_model_from_checkpoint
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(16, 10),
+    ).eval()  # fmt: skip
+    result = quantize(
+        model, QuantSettings(calib_batches=2, sensitivity=False), train_loader=BATCHES,
+        val_loader=BATCHES,
+    )  # fmt: skip
+    checkpoint = {**result.payload, "quant": {"backend": "pt2e_x86", "aoti": True}}
+    program = quantized_model_from_checkpoint(checkpoint)
+    assert program.use_aoti and program.use_compile
+    images = torch.randn(3, 3, 4, 4)
+    result.model.use_compile = False  # the reference: the graph's own ops (compiling costs)
+    with torch.inference_mode():
+        expected, got = result.model(images), program(images)
+        program(images + 1)  # same shape: the library is reused
+    assert nn.functional.cosine_similarity(got, expected).min() > 0.99
+    assert len(program._aoti.runners) == 1
