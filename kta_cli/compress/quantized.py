@@ -87,7 +87,9 @@ class QuantizedProgram(nn.Module):
             self._aoti = self._aoti or AotiRunner(self.graph)
             return self._aoti(images)
         if self._compiled is None:
-            self._compiled = torch.compile(self.graph)
+            # static graphs, one per input shape: after a second shape the default would compile
+            # one dynamic-shape graph, which runs far slower on CPU (measured on the float model)
+            self._compiled = torch.compile(self.graph, dynamic=False)
         with torch._inductor.config.patch(freezing=True):
             return self._compiled(images)
 

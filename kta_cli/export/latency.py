@@ -3,7 +3,6 @@ medians (report/measure.py), at a fixed thread count set by the caller."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,8 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from kta_cli.export.onnx import first_line, quiet
+from kta_cli.compress.quantize_report import compiled_float
+from kta_cli.export.onnx import quiet
 from kta_cli.report.measure import interleaved_latency_ms
 
 Runner = Callable[[torch.Tensor], Any]
@@ -24,17 +24,15 @@ def batch_of(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def compiled_runner(model: nn.Module, examples: list[torch.Tensor]) -> tuple[Runner | None, str]:
-    """torch.compile'd `model`, warmed up at every batch size (compiling is not latency), or
-    None and the reason when compiling fails on this machine (no C compiler, an unsupported op)."""
-    started = time.perf_counter()
-    try:
-        compiled = torch.compile(model, dynamic=False)  # one static graph per batch size
-        with torch.inference_mode(), quiet():
-            for images in examples:
-                compiled(images)
-    except Exception as error:  # inductor raises many kinds; the table says n/a and why
-        return None, first_line(error)
-    return compiled, f"compiled in {time.perf_counter() - started:.1f} s"
+    """torch.compile'd `model` as `kta quantize` builds its float baseline (inductor, freezing,
+    one static graph per batch size), warmed up at every batch size (compiling is not latency),
+    or None and the reason when compiling fails on this machine (no C compiler, an unsupported
+    op)."""
+    with quiet():
+        runner, note = compiled_float(model, examples, aoti=False)
+    if runner is None:
+        return None, note.removeprefix("n/a: ")
+    return runner, f"compiled in {note} s"
 
 
 def latency_table(
