@@ -3,7 +3,7 @@ strategy on digits 5-9 with 1, 10 and all labels per class. Every strategy's lea
 chosen on the validation split by `kta sweep` (a grid, seed 0); the chosen setting then runs on
 more seeds, and `kta compare` groups the runs that differ only in seed (mean +- std, n).
 
-    python scripts/transfer_sweep_study.py              # about 35 minutes on 2 idle cores
+    python scripts/transfer_sweep_study.py              # about 20 minutes on 2 idle cores
     python scripts/transfer_sweep_study.py --quick      # test_resnet at 16 px: about 2 minutes
 
 Writes results.json, results.md and transfer_sweep.png in the study folder (default
@@ -111,7 +111,7 @@ def plot(table: dict, args: argparse.Namespace, path: Path) -> None:
     ax.set_xticks(range(len(args.labels)), args.labels)
     ax.set_xlabel("labelled target examples per class")
     ax.set_ylabel("target test accuracy")
-    ax.set_title(f"digits 0-4 -> 5-9, {args.model} @{args.img_size} px, lr chosen per strategy")
+    ax.set_title(f"digits 0-4 -> 5-9, {args.model} @{args.img_size} px", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--source-epochs", type=int, default=30)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--labels", nargs="+", default=list(EPOCHS), choices=list(EPOCHS))
-    parser.add_argument("--lrs", nargs="+", type=float, default=[0.01, 0.03, 0.1])
+    parser.add_argument("--lrs", nargs="+", type=float, default=[0.003, 0.01, 0.03, 0.1, 0.3])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("outputs/study_transfer_sweep"))
