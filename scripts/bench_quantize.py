@@ -144,6 +144,10 @@ def bench(
             runs["pt2e_x86_cppw"], row["pt2e_x86_cppw_first_calls_s"] = compiled(
                 result.model.graph, examples, dynamic=None, cpp_wrapper=True
             )
+        if backend == "pt2e_x86" and args.dynamic_int8:  # torch.compile's default, dynamic=None
+            runs["pt2e_x86_dyn"], row["pt2e_x86_dyn_first_calls_s"] = compiled(
+                result.model.graph, examples, dynamic=None
+            )
         if backend == "pt2e_x86" and args.aoti:
             runs["pt2e_x86_aoti"], row["pt2e_x86_aoti_first_calls_s"] = ahead_of_time(
                 result.model.graph, examples
@@ -182,6 +186,10 @@ def print_row(row: dict[str, Any]) -> None:
             drop = 100 * (row["fp32_acc"] - row[f"{backend}_acc"])
             line += f", accuracy drop {drop:.2f} points ({'met' if drop <= 0.5 else 'MISSED'})"
         print(line)
+    for key in [k for k in row if k.startswith("pt2e_x86_dyn_ms")]:
+        plain = key.removeprefix("pt2e_x86_dyn_ms")
+        print(f"  int8 static / int8 automatic-dynamic {plain.strip('_') or 'batch1'}: "
+              f"{row['pt2e_x86_ms' + plain]:.3f} / {row[key]:.3f} ms")  # fmt: skip
     for lever, what in (("cppw", "C++ wrapper"), ("aoti", "AOTInductor")):
         for key in [k for k in row if k.startswith(f"pt2e_x86_{lever}_ms")]:
             plain = key.removeprefix(f"pt2e_x86_{lever}_ms")
@@ -251,6 +259,11 @@ def main() -> None:
         "--cpp-wrapper",
         action="store_true",
         help="add fp32 compiled and int8 pt2e candidates built with inductor's cpp_wrapper=True",
+    )
+    parser.add_argument(
+        "--dynamic-int8",
+        action="store_true",
+        help="add the int8 pt2e graph under torch.compile's default shapes (dynamic after a 2nd)",
     )
     parser.add_argument("--skip-224", action="store_true")
     parser.add_argument("--skip-trained", action="store_true")
