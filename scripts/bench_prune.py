@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from kta_cli.compress.quantized import FrozenCompiled
+
 THREADS = 2
 
 
@@ -77,21 +79,13 @@ def latency(
 
 
 def in_layout(model: torch.nn.Module, layout: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model as it is timed: eager contiguous, eager channels_last, or compiled by inductor
-    with freezing (BatchNorm folded into the convolutions, weights in oneDNN's layout), as
-    `kta quantize` compiles its float baseline."""
+    """The model as it is timed: eager contiguous, eager channels_last, or channels_last through
+    kta's FrozenCompiled (inductor with freezing, which folds BatchNorm into the convolutions;
+    one static graph per batch size)."""
     if layout == "contiguous":
         return model
     model = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    if layout == "channels_last":
-        return model
-    compiled = torch.compile(model, dynamic=False)  # a second shape must not make it dynamic
-
-    def run(images: torch.Tensor) -> torch.Tensor:
-        with torch._inductor.config.patch(freezing=True):
-            return compiled(images)
-
-    return run
+    return model if layout == "channels_last" else FrozenCompiled(model)
 
 
 def kta(folder: Path, *args: str) -> dict:

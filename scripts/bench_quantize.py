@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from kta_cli.compress.quantize import QuantSettings, quantize
-from kta_cli.compress.quantized import AotiRunner
+from kta_cli.compress.quantized import AotiRunner, FrozenCompiled
 from kta_cli.data.datasets import DataSpec, build_data
 from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.engine.finetune import fine_tune
@@ -56,27 +56,15 @@ class Batches:
 def compiled(
     model: nn.Module, examples: list[torch.Tensor], dynamic: bool | None = False, **inductor: Any
 ) -> tuple[Any, float]:
-    """torch.compile with freezing (as the int8 path gets) and `inductor` options, one static
-    graph per batch size, warmed up at each; returns (fn, seconds).
-
-    dynamic=False: after a batch-1 call, a batch-32 call would otherwise recompile the float
-    model with a symbolic batch, and that graph ran resnet18@32 at batch 32 about 7x slower than
-    the static one (116 ms against 17 ms, probe 2026-12-01): an unfair baseline. The int8
-    program keeps torch.compile's default (None), as kta's QuantizedProgram runs it.
-    """
-    options = {"freezing": True, **inductor}
+    """kta's FrozenCompiled (inductor with freezing, one static graph per batch size; or
+    torch.compile's default shapes with dynamic=None) and `inductor` options, warmed up at each
+    batch size; returns (fn, seconds)."""
     started = time.perf_counter()
-    function = torch.compile(copy.deepcopy(model), dynamic=dynamic)  # a copy: own cache entry
-    with torch._inductor.config.patch(**options), torch.inference_mode():
+    run = FrozenCompiled(copy.deepcopy(model), dynamic=dynamic, **inductor)  # own cache entry
+    with torch.inference_mode():
         for images in examples:
-            function(images)
-    seconds = time.perf_counter() - started
-
-    def run(images: torch.Tensor) -> torch.Tensor:
-        with torch._inductor.config.patch(**options):
-            return function(images)
-
-    return run, seconds
+            run(images)
+    return run, time.perf_counter() - started
 
 
 def ahead_of_time(model: nn.Module, examples: list[torch.Tensor]) -> tuple[Any, float]:
@@ -142,7 +130,7 @@ def bench(
         runs[backend] = result.model
         if backend == "pt2e_x86" and args.cpp_wrapper:
             runs["pt2e_x86_cppw"], row["pt2e_x86_cppw_first_calls_s"] = compiled(
-                result.model.graph, examples, dynamic=None, cpp_wrapper=True
+                result.model.graph, examples, cpp_wrapper=True
             )
         if backend == "pt2e_x86" and args.dynamic_int8:  # torch.compile's default, dynamic=None
             runs["pt2e_x86_dyn"], row["pt2e_x86_dyn_first_calls_s"] = compiled(

@@ -11,7 +11,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
 def write_sections(text: str, path: Path = RESULTS) -> None:
     """Each `## heading` section of `text` replaces the same-named one in `path`, or is added at
-    the end; a leading `# title` line of `text` is dropped."""
+    the end; whatever comes before the first `## ` of `text` (its `# title`) is dropped."""
     document = path.read_text() if path.is_file() else "# Results\n"
     for heading, body in sections(text):
         pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.M | re.S)

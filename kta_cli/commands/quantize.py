@@ -23,6 +23,7 @@ from kta_cli.compress.quantize_report import (
     sizes,
 )
 from kta_cli.compress.quantized import QuantizedProgram
+from kta_cli.compress.steps import compression_step
 from kta_cli.data.datasets import build_data, spec_from_dict
 from kta_cli.engine.checkpoint import float_only, load_checkpoint, resolve_checkpoint
 from kta_cli.engine.evaluate import scored_data
@@ -48,6 +49,12 @@ def backend_of(cfg: DictConfig) -> str:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_from(cfg)
+    if cfg.quant.aoti and (not cfg.quant.compile or backend_of(cfg) != "pt2e_x86"):
+        raise KtaError(
+            "quant.aoti=true compiles the pt2e_x86 int8 program ahead of time: it needs "
+            f"quant.compile=true and quant.backend=pt2e_x86 (here compile={cfg.quant.compile}, "
+            f"backend={backend_of(cfg)})"
+        )
     measuring = MeasureSettings(**section(cfg, "measure"))
     torch.set_num_threads(measuring.threads)
     seed_everything(cfg.seed)
@@ -79,7 +86,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "backend": backend_of(cfg),
         "quantize_seconds": time.perf_counter() - started,
     }
-    metrics.update(measure(float_model, result.model, data.test, measuring))
+    with compression_step("compiling the int8 program ahead of time", "pass quant.aoti=false"):
+        metrics.update(measure(float_model, result.model, data.test, measuring))
     run_dir = current_run_dir()
     saved = save_quantized(
         run_dir / "model.ckpt",
@@ -91,10 +99,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         metrics=metrics,
     )
     metrics.update(sizes(float_model, result.model, saved))
-    # uncompiled: the check is about what was saved, and compiling twice costs time
+    # uncompiled: the check is about what was saved, and compiling twice costs time; on a
+    # batch shape the program has already compiled (each new shape compiles again)
     reloaded = model_from_checkpoint(load_checkpoint(saved), compile=False)
     metrics["reload_agreement"] = reload_agreement(
-        reloaded, result.model, example_batch(data.test, 64)
+        reloaded, result.model, example_batch(data.test, measuring.batch_size)
     )
     metrics["kept_float"] = result.kept_float
     if result.qat_history:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from kta_cli.compress.quantize import Quantized
-from kta_cli.compress.quantized import AotiRunner
+from kta_cli.compress.quantized import compiled_float
 from kta_cli.engine.checkpoint import git_commit, save_checkpoint
 from kta_cli.report.figures import save_figure
 from kta_cli.report.measure import (
@@ -51,32 +51,6 @@ def warm_up(model: torch.nn.Module, examples: list[torch.Tensor]) -> float:
         for images in examples:
             model(images)
     return time.perf_counter() - started
-
-
-def compiled_float(
-    model: torch.nn.Module, examples: list[torch.Tensor], *, aoti: bool
-) -> tuple[Any, str]:
-    """The float model as a user after speed runs it, warmed up at every batch size: inductor
-    with freezing (as the int8 program), one static graph per batch size (a graph recompiled
-    with a symbolic batch ran resnet18 at batch 32 several times slower), or AOTInductor when
-    the int8 program uses it. (None, the reason) when it does not compile on this machine."""
-    started = time.perf_counter()
-    try:
-        if aoti:
-            runner: Any = AotiRunner(model)
-        else:
-            function = torch.compile(model, dynamic=False)
-
-            def runner(images: torch.Tensor) -> torch.Tensor:
-                with torch._inductor.config.patch(freezing=True):
-                    return function(images)
-
-        with torch.inference_mode():
-            for images in examples:
-                runner(images)
-    except Exception as error:  # inductor raises many kinds; the metric says n/a and why
-        return None, f"n/a: {next(iter(str(error).splitlines()), type(error).__name__)[:160]}"
-    return runner, f"{time.perf_counter() - started:.1f}"
 
 
 def measure(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -34,6 +35,23 @@ warnings.filterwarnings(
 )
 
 
+class FrozenCompiled:
+    """`module` through torch.compile with inductor's freezing (constant weights folded:
+    BatchNorm into convolutions, quantize/dequantize pairs into oneDNN int8 kernels), one static
+    graph per input shape. torch.compile's default recompiles with a symbolic batch size at the
+    second shape, and that graph ran a pruned resnet10t's int8 program 3.8x slower at batch 32
+    (docs/benchmarks.md). How kta runs its int8 program and times every compiled float baseline.
+    """
+
+    def __init__(self, module: nn.Module, dynamic: bool | None = False, **inductor: Any) -> None:
+        self.function = torch.compile(module, dynamic=dynamic)  # None: torch's default, to compare
+        self.options = {"freezing": True, **inductor}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with torch._inductor.config.patch(**self.options):  # around every call that may compile
+            return self.function(images)
+
+
 class AotiRunner:
     """`module` compiled ahead of time by AOTInductor (freezing on), one library per input shape.
 
@@ -45,13 +63,14 @@ class AotiRunner:
     def __init__(self, module: nn.Module) -> None:
         self.module = module
         self.folder = tempfile.TemporaryDirectory(prefix="kta-aoti-")
-        self.runners: dict[tuple[int, ...], Any] = {}
+        self.runners: dict[tuple[Any, ...], Any] = {}
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        shape = tuple(images.shape)
-        if shape not in self.runners:
-            self.runners[shape] = self.build(shape, images.dtype)
-        return self.runners[shape](images)
+        images = images.contiguous()  # each library is built for a contiguous input
+        key = (*images.shape, images.dtype)
+        if key not in self.runners:
+            self.runners[key] = self.build(tuple(images.shape), images.dtype)
+        return self.runners[key](images)
 
     def build(self, shape: tuple[int, ...], dtype: torch.dtype) -> Any:
         with torch.inference_mode(False), torch.no_grad():  # export refuses inference tensors
@@ -64,12 +83,29 @@ class AotiRunner:
         return torch._inductor.aoti_load_package(package)
 
 
+def compiled_float(
+    model: torch.nn.Module, examples: list[torch.Tensor], *, aoti: bool
+) -> tuple[Any, str]:
+    """The float model as a user after speed runs it, warmed up at every batch size: compiled
+    as the int8 program is (FrozenCompiled, or AotiRunner when the int8 program uses it).
+    (None, the reason) when it does not compile on this machine."""
+    started = time.perf_counter()
+    try:
+        runner = AotiRunner(model) if aoti else FrozenCompiled(model)
+        with torch.inference_mode():
+            for images in examples:
+                runner(images)
+    except Exception as error:  # inductor raises many kinds; the metric says n/a and why
+        return None, f"n/a: {next(iter(str(error).splitlines()), type(error).__name__)[:160]}"
+    return runner, f"{time.perf_counter() - started:.1f}"
+
+
 class QuantizedProgram(nn.Module):
     """Runs an int8 exported graph on CPU, compiled on first use (that is where it gets fast).
 
-    Inductor's freezing pass is what turns quantize/dequantize pairs into oneDNN int8 kernels,
-    so it is switched on around every call that may (re)compile. `aoti`: compiled ahead of
-    time per input shape instead (AotiRunner), which takes longer to build and less per call.
+    Inductor's freezing pass is what turns quantize/dequantize pairs into oneDNN int8 kernels
+    (FrozenCompiled). `aoti`: compiled ahead of time per input shape instead (AotiRunner), which
+    takes longer to build and less per call.
     """
 
     def __init__(self, graph: nn.Module, *, compile: bool = True, aoti: bool = False) -> None:
@@ -77,7 +113,7 @@ class QuantizedProgram(nn.Module):
         self.graph = graph
         self.use_compile = compile
         self.use_aoti = aoti
-        self._compiled: Any = None
+        self._compiled: FrozenCompiled | None = None
         self._aoti: AotiRunner | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -86,12 +122,8 @@ class QuantizedProgram(nn.Module):
         if self.use_aoti:
             self._aoti = self._aoti or AotiRunner(self.graph)
             return self._aoti(images)
-        if self._compiled is None:
-            # static graphs, one per input shape: after a second shape the default would compile
-            # one dynamic-shape graph, which runs far slower on CPU (measured on the float model)
-            self._compiled = torch.compile(self.graph, dynamic=False)
-        with torch._inductor.config.patch(freezing=True):
-            return self._compiled(images)
+        self._compiled = self._compiled or FrozenCompiled(self.graph)
+        return self._compiled(images)
 
     def train(self, mode: bool = True) -> QuantizedProgram:
         # an exported graph refuses .train()/.eval(); it is always in inference form anyway

@@ -226,10 +226,10 @@ class Trainer:
     def fit(self, train_loader: Any, val_loader: Any) -> LoopState:
         self.reporter.on_fit_start(self, len(train_loader))
         try:
-            with stopping_on_signals():
+            with stopping_on_signals():  # the last write too: a signal then waits for it
                 self._fit_epochs(train_loader, val_loader)
-            if self._last_saved != self.state.step:
-                self._save_last()  # the end of the run, after epochs checkpoint_every left out
+                if self._last_saved != self.state.step:
+                    self._save_last()  # the run's end, after epochs checkpoint_every left out
         except KeyboardInterrupt:
             self._save_last()
             raise Interrupted("Ctrl-C", epoch=self.state.epoch, step=self.state.step) from None

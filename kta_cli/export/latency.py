@@ -10,7 +10,7 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from kta_cli.compress.quantize_report import compiled_float
+from kta_cli.compress.quantized import compiled_float
 from kta_cli.export.onnx import quiet
 from kta_cli.report.measure import interleaved_latency_ms
 

@@ -181,6 +181,8 @@ def test_missing_checkpoint(kta):
             "quant.backend=fx_x86 quant.observer=percentile",
             "percentile needs quant.backend=pt2e_x86",
         ),
+        ("quant.aoti=true quant.compile=false", "it needs quant.compile=true"),
+        ("quant.aoti=true quant.backend=fx_x86", "(here compile=True, backend=fx_x86)"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(kta, override: str, expected: str):
