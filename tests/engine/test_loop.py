@@ -3,6 +3,7 @@ planned epochs and resume."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -215,3 +216,35 @@ def test_checkpoint_every_writes_last_less_often_and_always_at_the_end(patience,
     batches = Batches([(torch.tensor([[1.0]]), torch.tensor([[3.0]]))])
     trainer.fit(batches, batches)
     assert [state["loop"]["epoch"] for kind, state in saved if kind == "last"] == written
+
+
+def test_a_crash_after_a_skipped_checkpoint_resumes_to_the_same_weights():
+    """checkpoint_every=2 over 3 epochs: resuming from epoch 2's last.ckpt (what a crash in
+    epoch 3 leaves) trains epoch 3 again and ends on the uninterrupted run's weights."""
+
+    def trainer_for(model: nn.Linear) -> tuple[Trainer, list]:
+        trainer, saved = make_trainer(
+            SquaredError(model), [model.weight], lr=0.05, epochs=3, checkpoint_every=2
+        )
+        # a snapshot, as the file on disk is (the state's tensors keep changing in place)
+        trainer.save = lambda kind, state: saved.append(
+            (kind, copy.deepcopy(state), model.weight.detach().clone())
+        )
+        return trainer, saved
+
+    batches = Batches([(torch.tensor([[1.0]]), torch.tensor([[3.0]])),
+                       (torch.tensor([[2.0]]), torch.tensor([[2.0]]))])  # fmt: skip
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    trainer, saved = trainer_for(model)
+    trainer.fit(batches, batches)
+    kind, state, weight = next(entry for entry in saved if entry[0] == "last")
+    assert state["loop"]["epoch"] == 2
+    resumed = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        resumed.weight.copy_(weight)  # the caller loads the model's weights, then the rest
+    again, _ = trainer_for(resumed)
+    again.load_train_state(state)
+    again.fit(batches, batches)
+    assert torch.equal(resumed.weight, model.weight)
