@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from kta_cli.compress.quantize import QuantSettings, quantize
+from kta_cli.compress.quantize_report import example_batch
 from kta_cli.compress.quantized import AotiRunner, FrozenCompiled
 from kta_cli.data.datasets import DataSpec, build_data
 from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -95,11 +96,7 @@ def bench(
 ) -> dict[str, Any]:
     """Every candidate on `model`: latency at batch 1 (and `batch_size`), size, accuracy."""
     model = model.eval()
-    one = next(iter(train))[0][:1].contiguous()
-    examples = [one]
-    if batch_size > 1:
-        many = torch.cat([images for images, _ in train])
-        examples.append(many.repeat(-(-batch_size // len(many)), 1, 1, 1)[:batch_size].contiguous())
+    examples = [example_batch(train, size) for size in dict.fromkeys([1, batch_size])]
     folder = Path(tempfile.mkdtemp(prefix="kta-bench-"))
     save_checkpoint(folder / "float.ckpt", {"model": model.state_dict()})
     row: dict[str, Any] = {"model": name, "float_bytes": file_bytes(folder / "float.ckpt")}

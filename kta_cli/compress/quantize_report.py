@@ -66,8 +66,8 @@ def measure(
     runs = {"float": float_model, "quantized": quantized}
     if settings.latency and settings.compiled_float:
         aoti = bool(getattr(quantized, "use_aoti", False))
-        runner, seconds = compiled_float(float_model, [one, many], aoti=aoti)
-        metrics["float_compile_seconds"] = float(seconds) if runner else seconds
+        runner, took = compiled_float(float_model, [one, many], aoti=aoti)
+        metrics["float_compile_seconds"] = took if runner is not None else f"n/a: {took}"
         if runner is not None:
             runs["float_compiled"] = runner
     for name, images in (("batch1", one), (f"batch{len(many)}", many)):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from kta_cli.compress.quantize_fx import fx_model_from_checkpoint
+from kta_cli.compress.steps import first_line
 from kta_cli.errors import KtaError
 from kta_cli.models.factory import create_model
 
@@ -85,19 +86,19 @@ class AotiRunner:
 
 def compiled_float(
     model: torch.nn.Module, examples: list[torch.Tensor], *, aoti: bool
-) -> tuple[Any, str]:
+) -> tuple[Any, float | str]:
     """The float model as a user after speed runs it, warmed up at every batch size: compiled
     as the int8 program is (FrozenCompiled, or AotiRunner when the int8 program uses it).
-    (None, the reason) when it does not compile on this machine."""
+    (runner, seconds the warm-up took), or (None, why) when it does not compile here."""
     started = time.perf_counter()
     try:
         runner = AotiRunner(model) if aoti else FrozenCompiled(model)
         with torch.inference_mode():
             for images in examples:
                 runner(images)
-    except Exception as error:  # inductor raises many kinds; the metric says n/a and why
-        return None, f"n/a: {next(iter(str(error).splitlines()), type(error).__name__)[:160]}"
-    return runner, f"{time.perf_counter() - started:.1f}"
+    except Exception as error:  # inductor raises many kinds; the caller reports n/a and why
+        return None, first_line(error)
+    return runner, time.perf_counter() - started
 
 
 class QuantizedProgram(nn.Module):

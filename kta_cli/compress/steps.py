@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from kta_cli.errors import KtaError
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """`Type: the message's first line`, cut to 160 characters."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else ""
     text = text if len(text) <= 160 else text[:157] + "..."
@@ -29,6 +30,6 @@ def compression_step(step: str, avoid: str) -> Iterator[None]:
         raise
     except Exception as error:  # a library's internal error: the user needs the way around it
         raise KtaError(
-            f"{step} failed on this model ({_first_line(error)}); {avoid} "
+            f"{step} failed on this model ({first_line(error)}); {avoid} "
             "(KTA_DEBUG=1 shows the traceback)"
         ) from error

@@ -29,10 +29,8 @@ def compiled_runner(model: nn.Module, examples: list[torch.Tensor]) -> tuple[Run
     or None and the reason when compiling fails on this machine (no C compiler, an unsupported
     op)."""
     with quiet():
-        runner, note = compiled_float(model, examples, aoti=False)
-    if runner is None:
-        return None, note.removeprefix("n/a: ")
-    return runner, f"compiled in {note} s"
+        runner, took = compiled_float(model, examples, aoti=False)
+    return (None, took) if runner is None else (runner, f"compiled in {took:.1f} s")
 
 
 def latency_table(

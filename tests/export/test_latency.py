@@ -29,4 +29,4 @@ def test_a_model_that_does_not_compile_is_reported_not_raised(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken)
     runner, why = compiled_runner(nn.Identity(), [torch.zeros(1, 3, 4, 4)])
-    assert runner is None and why == "no C compiler found"
+    assert runner is None and why == "RuntimeError: no C compiler found"
