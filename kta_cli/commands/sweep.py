@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable
-from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +100,8 @@ def sweep(command: str, own: list[str], fixed: list[str], run: Run) -> None:
 def prepare(command: str, own: list[str], fixed: list[str]) -> tuple[Any, Any]:
     """The study (created or continued) and the plan, after every check that needs no trial."""
     from kta_cli.help import group_folders, group_options
+    from kta_cli.sweep.setup import study_and_plan
     from kta_cli.sweep.space import check_keys, parse_space
-    from kta_cli.sweep.study import load_study, make_pruner, make_sampler, open_storage
-    from kta_cli.sweep.trials import SweepPlan
 
     choice, options = sweep_options(own)
     space = parse_space(options.params)
@@ -115,38 +113,7 @@ def prepare(command: str, own: list[str], fixed: list[str]) -> tuple[Any, Any]:
     }
     composed = OmegaConf.to_container(compose(command, fixed), resolve=False)
     check_keys(space, composed, groups, command)
-    name = options.name or f"{command}-{choice}"
-    folder = Path(options.dir or Path("outputs") / "sweep" / name)
-    budget = options.trials
-    if options.sampler == "grid":  # every point once; more trials would repeat points
-        budget = min(budget, prod(len(p.grid()) for p in space))
-    study = load_study(
-        storage=open_storage(options.storage, folder),
-        name=name,
-        direction=options.direction,
-        sampler=make_sampler(options.sampler, options.seed, space),
-        pruner=make_pruner(
-            options.pruner, startup=options.pruner_startup, warmup=options.pruner_warmup
-        ),
-        provenance={
-            "command": command,
-            "fixed": fixed,
-            "metric": options.metric,
-            "space": OmegaConf.to_container(OmegaConf.create(options.params)),
-        },
-    )
-    plan = SweepPlan(
-        command=command,
-        fixed=fixed,
-        space=space,
-        metric=options.metric,
-        budget=budget,
-        timeout=options.timeout,
-        sampler=options.sampler,
-        seed=options.seed,
-        folder=folder,
-    )
-    return study, plan
+    return study_and_plan(command, fixed, options, space, choice)
 
 
 def sweep_options(own: list[str]) -> tuple[str, Any]:
