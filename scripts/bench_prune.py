@@ -9,7 +9,8 @@
 
 latency: CPU latency and MACs of the pruned model over the unpruned one, measured side by side
 (interleaved rounds, median over several runs, torch.set_num_threads(2)) in each --layouts
-(eager contiguous, eager channels_last, compiled). Target (issue 14): ratio <= 0.30.
+(eager contiguous, eager channels_last, compiled). Target (issue 14): ratio <= 0.30. --kernels
+adds the time inside oneDNN's kernels alone (torch.profiler) in each layout.
 accuracy: runs the real CLI (kta train, kta prune) and prints the test-accuracy drop after
 fine-tuning. Target: at most 1 point for each.
 """
@@ -34,14 +35,14 @@ THREADS = 2
 
 def latency(
     runs: int, batch_sizes: list[int], round_to: int | str | None, model: str, size: int,
-    attention: str, layouts: list[str],
+    attention: str, layouts: list[str], kernels: bool = False,
 ) -> None:  # fmt: skip
     import torch_pruning as tp
 
     from kta_cli.compress.prune_layers import head_layers
     from kta_cli.compress.prune_structured import StructuredPruner, count_macs_and_params
     from kta_cli.models.factory import create_model
-    from kta_cli.report.measure import interleaved_latency_ms
+    from kta_cli.report.measure import interleaved_latency_ms, kernel_ms
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
@@ -76,6 +77,11 @@ def latency(
                 f"{statistics.median(after):.1f} ms, ratio median {statistics.median(ratios):.3f}"
                 f" (runs: {', '.join(f'{r:.3f}' for r in ratios)}) target <= 0.30"
             )
+            if kernels:  # the time inside oneDNN's kernels alone: what no runtime lever removes
+                with torch.inference_mode():
+                    inside = {name: kernel_ms(run, images) for name, run in runs_of.items()}
+                print(f"  kernels only: {inside['input']:.2f} ms -> {inside['pruned']:.2f} ms, "
+                      f"ratio {inside['pruned'] / inside['input']:.3f}")  # fmt: skip
 
 
 def in_layout(model: torch.nn.Module, layout: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -158,6 +164,9 @@ def main() -> None:
         choices=("contiguous", "channels_last", "compiled"),
         help="compiled: both models through torch.compile (inductor, freezing)",
     )  # fmt: skip
+    parser.add_argument(
+        "--kernels", action="store_true", help="also time oneDNN's kernels alone (torch.profiler)"
+    )
     parser.add_argument("--quick", action="store_true", help="test_vit at 32 px, 1 run, 1 epoch")
     args = parser.parse_args()
     if args.quick:
@@ -166,7 +175,7 @@ def main() -> None:
     if args.part in ("latency", "all"):
         latency(
             args.runs, args.batch_sizes, args.round_to, args.model, args.latency_size,
-            args.attention, args.layouts,
+            args.attention, args.layouts, args.kernels,
         )  # fmt: skip
     if args.part in ("accuracy", "all"):
         accuracy(

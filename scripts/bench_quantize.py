@@ -3,11 +3,14 @@
     python scripts/bench_quantize.py                   # resnet18 @224 + resnet18 trained on digits
     python scripts/bench_quantize.py --ckpt outputs/train/latest/best.ckpt   # your own model
     python scripts/bench_quantize.py --skip-trained --cpp-wrapper --aoti   # + the two levers
+    python scripts/bench_quantize.py --skip-trained --kernels   # + oneDNN's kernels alone
 
 Candidates per model: fp32 eager, fp32 torch.compile (inductor, freezing), int8 pt2e_x86
 (torch.export + torchao X86InductorQuantizer + torch.compile) and int8 fx_x86 (torch.ao,
 deprecated); with --cpp-wrapper / --aoti also fp32 and int8 pt2e built with inductor's C++
-wrapper / compiled ahead of time by AOTInductor (kta's quant.aoti=true). Latency at batch 1 and
+wrapper / compiled ahead of time by AOTInductor (kta's quant.aoti=true; its default, auto, builds
+batch 1 that way). --kernels: the milliseconds inside oneDNN's kernels alone (torch.profiler),
+the floor under any runtime lever. Latency at batch 1 and
 at --batch-size (trained) / --batch-size-224 (resnet18 @224):
 interleaved rounds, median, torch.set_num_threads(--threads); compile time is reported apart.
 Targets from issue 5: int8/fp32 latency <= 0.30, accuracy drop <= 0.5 points, file size ratio
@@ -35,7 +38,7 @@ from kta_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from kta_cli.engine.finetune import fine_tune
 from kta_cli.loading import model_from_checkpoint
 from kta_cli.models.factory import create_model
-from kta_cli.report.measure import accuracy, file_bytes, interleaved_latency_ms
+from kta_cli.report.measure import accuracy, file_bytes, interleaved_latency_ms, kernel_ms
 
 
 class Batches:
@@ -146,6 +149,10 @@ def bench(
             latency = interleaved_latency_ms(runs, images, rounds=args.rounds, repeats=args.repeats)
         suffix = "" if len(images) == 1 else f"_batch{len(images)}"
         row.update({f"{k}_ms{suffix}": v for k, v in latency.items()})
+        if args.kernels:  # the time inside oneDNN's kernels alone: what no runtime lever removes
+            with torch.inference_mode():
+                for run in ("fp32_compiled", "pt2e_x86"):
+                    row[f"{run}_kernel_ms{suffix}"] = kernel_ms(runs[run], images)
     return row
 
 
@@ -175,6 +182,12 @@ def print_row(row: dict[str, Any]) -> None:
         plain = key.removeprefix("pt2e_x86_dyn_ms")
         print(f"  int8 static / int8 automatic-dynamic {plain.strip('_') or 'batch1'}: "
               f"{row['pt2e_x86_ms' + plain]:.3f} / {row[key]:.3f} ms")  # fmt: skip
+    for key in [k for k in row if k.startswith("pt2e_x86_kernel_ms")]:
+        plain = key.removeprefix("pt2e_x86_kernel_ms")
+        fp32 = row["fp32_compiled_kernel_ms" + plain]
+        print(f"  kernels only {plain.strip('_') or 'batch1'}: int8 {row[key]:.3f} ms, fp32 "
+              f"compiled {fp32:.3f} ms, int8/fp32 {row[key] / fp32:.3f} (whole calls: "
+              f"{row['pt2e_x86_ms' + plain] / row['fp32_compiled_ms' + plain]:.3f})")  # fmt: skip
     for lever, what in (("cppw", "C++ wrapper"), ("aoti", "AOTInductor")):
         for key in [k for k in row if k.startswith(f"pt2e_x86_{lever}_ms")]:
             plain = key.removeprefix(f"pt2e_x86_{lever}_ms")
@@ -249,6 +262,11 @@ def main() -> None:
         "--dynamic-int8",
         action="store_true",
         help="add the int8 pt2e graph under torch.compile's default shapes (dynamic after a 2nd)",
+    )
+    parser.add_argument(
+        "--kernels",
+        action="store_true",
+        help="also time oneDNN's kernels alone (torch.profiler) in fp32 compiled and int8 pt2e",
     )
     parser.add_argument("--skip-224", action="store_true")
     parser.add_argument("--skip-trained", action="store_true")

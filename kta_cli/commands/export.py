@@ -168,13 +168,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     skipped: dict[str, str] = {}
     if settings["latency"]:
-        extra = {}
+        extra, aoti = {}, False
         program = kta_int8_of(path) if settings["kta_int8"] else None
         if program is not None:
             int8 = model_from_checkpoint(load_checkpoint(program))
             extra["kta_int8"] = PixelModel(int8, recorded["mean"], recorded["std"]).eval()
             metrics["kta_int8_program"] = str(program)
-        latency, skipped = measure_latency(model, files, images, settings, extra)
+            aoti = getattr(int8, "aoti", False)  # torch compiled the way the int8 program is
+        latency, skipped = measure_latency(model, files, images, settings, extra, aoti)
         metrics.update(latency)
     run_dir = current_run_dir()
     record = export_record(exported, checkpoint, path, recorded["img_size"])

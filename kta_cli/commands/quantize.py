@@ -49,7 +49,7 @@ def backend_of(cfg: DictConfig) -> str:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_from(cfg)
-    if cfg.quant.aoti and (not cfg.quant.compile or backend_of(cfg) != "pt2e_x86"):
+    if cfg.quant.aoti is True and (not cfg.quant.compile or backend_of(cfg) != "pt2e_x86"):
         raise KtaError(
             "quant.aoti=true compiles the pt2e_x86 int8 program ahead of time: it needs "
             f"quant.compile=true and quant.backend=pt2e_x86 (here compile={cfg.quant.compile}, "

@@ -65,7 +65,7 @@ def measure(
     metrics: dict[str, Any] = {"compile_seconds": warm_up(quantized, [one, many])}
     runs = {"float": float_model, "quantized": quantized}
     if settings.latency and settings.compiled_float:
-        aoti = bool(getattr(quantized, "use_aoti", False))
+        aoti = getattr(quantized, "aoti", False)  # the float model compiled the same way
         runner, took = compiled_float(float_model, [one, many], aoti=aoti)
         metrics["float_compile_seconds"] = took if runner is not None else f"n/a: {took}"
         if runner is not None:

@@ -42,15 +42,25 @@ class FrozenCompiled:
     graph per input shape. torch.compile's default recompiles with a symbolic batch size at the
     second shape, and that graph ran a pruned resnet10t's int8 program 3.8x slower at batch 32
     (docs/benchmarks.md). How kta runs its int8 program and times every compiled float baseline.
+
+    The inductor options are patched in only for a call that may compile (an input kind not seen
+    yet): patching them around every call cost about 0.1 ms, a tenth of a small model's batch-1
+    call (docs/benchmarks.md).
     """
 
     def __init__(self, module: nn.Module, dynamic: bool | None = False, **inductor: Any) -> None:
         self.function = torch.compile(module, dynamic=dynamic)  # None: torch's default, to compare
         self.options = {"freezing": True, **inductor}
+        self.seen: set[tuple[Any, ...]] = set()
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        with torch._inductor.config.patch(**self.options):  # around every call that may compile
+        kind = (images.shape, images.stride(), images.dtype, torch.is_inference_mode_enabled())
+        if kind in self.seen:
             return self.function(images)
+        with torch._inductor.config.patch(**self.options):  # dynamo compiles inside this call
+            output = self.function(images)
+        self.seen.add(kind)
+        return output
 
 
 class AotiRunner:
@@ -84,15 +94,34 @@ class AotiRunner:
         return torch._inductor.aoti_load_package(package)
 
 
+class InductorRunner:
+    """`module` through inductor with freezing, each input shape built the way `aoti` says:
+    True, every shape by AOTInductor; "auto", batch 1 only (where the per-call overhead is half
+    of a small model's time) and the other shapes by torch.compile; False, none."""
+
+    def __init__(self, module: nn.Module, aoti: bool | str = False) -> None:
+        self.module = module
+        self.aoti = aoti
+        self.compiled: FrozenCompiled | None = None
+        self.ahead: AotiRunner | None = None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.aoti is True or (self.aoti == "auto" and len(images) == 1):
+            self.ahead = self.ahead or AotiRunner(self.module)
+            return self.ahead(images)
+        self.compiled = self.compiled or FrozenCompiled(self.module)
+        return self.compiled(images)
+
+
 def compiled_float(
-    model: torch.nn.Module, examples: list[torch.Tensor], *, aoti: bool
+    model: torch.nn.Module, examples: list[torch.Tensor], *, aoti: bool | str
 ) -> tuple[Any, float | str]:
     """The float model as a user after speed runs it, warmed up at every batch size: compiled
-    as the int8 program is (FrozenCompiled, or AotiRunner when the int8 program uses it).
+    as the int8 program is (an InductorRunner with the int8 program's `aoti`).
     (runner, seconds the warm-up took), or (None, why) when it does not compile here."""
     started = time.perf_counter()
     try:
-        runner = AotiRunner(model) if aoti else FrozenCompiled(model)
+        runner = InductorRunner(model, aoti)
         with torch.inference_mode():
             for images in examples:
                 runner(images)
@@ -104,27 +133,29 @@ def compiled_float(
 class QuantizedProgram(nn.Module):
     """Runs an int8 exported graph on CPU, compiled on first use (that is where it gets fast).
 
-    Inductor's freezing pass is what turns quantize/dequantize pairs into oneDNN int8 kernels
-    (FrozenCompiled). `aoti`: compiled ahead of time per input shape instead (AotiRunner), which
-    takes longer to build and less per call.
+    Inductor's freezing pass is what turns quantize/dequantize pairs into oneDNN int8 kernels.
+    `aoti` (quant.aoti) picks which input shapes are compiled ahead of time by AOTInductor, which
+    takes longer to build (about 10 s a shape) and less per call (InductorRunner).
     """
 
-    def __init__(self, graph: nn.Module, *, compile: bool = True, aoti: bool = False) -> None:
+    def __init__(self, graph: nn.Module, *, compile: bool = True, aoti: bool | str = False) -> None:
         super().__init__()
         self.graph = graph
         self.use_compile = compile
         self.use_aoti = aoti
-        self._compiled: FrozenCompiled | None = None
-        self._aoti: AotiRunner | None = None
+        self._runner: InductorRunner | None = None
+
+    @property
+    def aoti(self) -> bool | str:
+        """How the program is compiled ahead of time in effect: False when it is not compiled."""
+        return self.use_aoti if self.use_compile else False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if not self.use_compile:
             return self.graph(images)
-        if self.use_aoti:
-            self._aoti = self._aoti or AotiRunner(self.graph)
-            return self._aoti(images)
-        self._compiled = self._compiled or FrozenCompiled(self.graph)
-        return self._compiled(images)
+        if self._runner is None or self._runner.aoti != self.use_aoti:
+            self._runner = InductorRunner(self.graph, self.use_aoti)
+        return self._runner(images)
 
     def train(self, mode: bool = True) -> QuantizedProgram:
         # an exported graph refuses .train()/.eval(); it is always in inference form anyway
@@ -212,7 +243,7 @@ def quantized_model_from_checkpoint(
     if backend == "pt2e_x86":
         compile = quant.get("compile", True) if compile is None else compile
         program = load_program(checkpoint["program"])
-        return QuantizedProgram(program, compile=compile, aoti=bool(quant.get("aoti", False)))
+        return QuantizedProgram(program, compile=compile, aoti=quant.get("aoti", False))
     if backend == "fx_x86":
         return fx_model_from_checkpoint(checkpoint)
     raise KtaError(f"unknown quantization backend {backend!r} in checkpoint (made by a newer kta?)")

@@ -23,13 +23,15 @@ def batch_of(images: torch.Tensor, size: int) -> torch.Tensor:
     return images.repeat(repeats, 1, 1, 1)[:size].contiguous()
 
 
-def compiled_runner(model: nn.Module, examples: list[torch.Tensor]) -> tuple[Runner | None, str]:
-    """torch.compile'd `model` as `kta quantize` builds its float baseline (inductor, freezing,
-    one static graph per batch size), warmed up at every batch size (compiling is not latency),
-    or None and the reason when compiling fails on this machine (no C compiler, an unsupported
-    op)."""
+def compiled_runner(
+    model: nn.Module, examples: list[torch.Tensor], aoti: bool | str = False
+) -> tuple[Runner | None, str]:
+    """`model` compiled as `kta quantize` builds its float baseline (inductor, freezing, one
+    static graph per batch size; AOTInductor for the shapes `aoti` names, as the int8 row's
+    program does), warmed up at every batch size (compiling is not latency), or None and the
+    reason when compiling fails on this machine (no C compiler, an unsupported op)."""
     with quiet():
-        runner, took = compiled_float(model, examples, aoti=False)
+        runner, took = compiled_float(model, examples, aoti=aoti)
     return (None, took) if runner is None else (runner, f"compiled in {took:.1f} s")
 
 
@@ -88,17 +90,18 @@ def measure_latency(
     images: torch.Tensor,
     settings: dict[str, Any],
     extra: dict[str, Runner] | None = None,
+    aoti: bool | str = False,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The table for torch eager, torch compiled (when it compiles), each ONNX file under
-    onnxruntime and `extra` rows (kta's int8 program), its ratios against eager and compiled
-    float, and the rows left out, why."""
+    """The table for torch eager, torch compiled (when it compiles; `aoti` as the int8 row's
+    program), each ONNX file under onnxruntime and `extra` rows (kta's int8 program), its ratios
+    against eager and compiled float, and the rows left out, why."""
     from kta_cli.export.parity import onnx_runner
 
     runs: dict[str, Runner] = {"torch_eager": model}
     skipped: dict[str, str] = {}
     if settings["compile"]:
         examples = [batch_of(images, size) for size in settings["batch_sizes"]]
-        compiled, why = compiled_runner(model, examples)
+        compiled, why = compiled_runner(model, examples, aoti)
         if compiled is None:
             skipped["torch_compiled"] = why
         else:

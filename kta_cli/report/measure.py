@@ -65,6 +65,31 @@ def interleaved_latency_ms(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+# the math libraries' compute ops as torch.profiler names them: oneDNN (fp32 and int8
+# convolutions, matmuls), MKL, quantized pooling, and ATen's own convolution and matmul kernels
+LIBRARY_KERNELS = (
+    "onednn::", "mkldnn::", "mkl::", "quantized::",
+    "aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::addmm", "aten::mm",
+)  # fmt: skip
+
+
+def kernel_ms(run: Callable[[torch.Tensor], Any], example: torch.Tensor, calls: int = 20) -> float:
+    """Milliseconds per call of run(example) spent inside LIBRARY_KERNELS (their self time
+    under torch.profiler): the part of a compiled model's latency that no change to the runtime
+    around the kernels (wrapper, guards, ahead-of-time compiling) takes away. Profiling adds a
+    few microseconds to each op, alike on both sides of a ratio."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(3):
+        run(example)
+    with profile(activities=[ProfilerActivity.CPU]) as trace:
+        for _ in range(calls):
+            run(example)
+    events = trace.key_averages()
+    inside = sum(e.self_cpu_time_total for e in events if e.key.startswith(LIBRARY_KERNELS))
+    return inside / calls / 1000
+
+
 @torch.no_grad()
 def accuracy(model: Callable[[torch.Tensor], torch.Tensor], loader: Any) -> float:
     """Top-1 accuracy of `model` over (images, labels) batches."""

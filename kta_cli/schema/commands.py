@@ -157,7 +157,8 @@ class QuantSettings:
     keep_float: Any = 0  # N most sensitive layers stay float, or a list of layer names
     sensitivity: bool = True  # per-layer SQNR report (pt2e_x86 static)
     compile: bool = True  # pt2e_x86: torch.compile the int8 graph; false: reference ops
-    aoti: bool = False  # pt2e_x86 compiled: AOTInductor per input shape (less per call)
+    aoti: Any = ruled("auto", ("auto, true or false", lambda v: v == "auto" or isinstance(v, bool)))
+    # pt2e_x86 compiled: AOTInductor for batch 1 (auto), every shape (true) or none (false)
 
 
 @dataclass

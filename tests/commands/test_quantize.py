@@ -183,6 +183,7 @@ def test_missing_checkpoint(kta):
         ),
         ("quant.aoti=true quant.compile=false", "it needs quant.compile=true"),
         ("quant.aoti=true quant.backend=fx_x86", "quant.backend=pt2e_x86 (here compile="),
+        ("quant.aoti=yes", "quant.aoti must be auto, true or false, got 'yes'"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(kta, override: str, expected: str):

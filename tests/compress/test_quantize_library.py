@@ -129,9 +129,10 @@ def test_pt2e_qat_graph_trains_finite_even_with_zero_bn_scales():
     assert model.bn.weight.abs().sum() == 0  # the source model is left as it was
 
 
-@pytest.mark.slow  # an AOTInductor build, about 15 s on 2 cores
+@pytest.mark.slow  # two AOTInductor builds, about 25 s on 2 cores
 def test_aoti_program_keeps_the_outputs_and_builds_once_per_shape():
-    """quant.aoti=true: the int8 program through AOTInductor (one library per input shape)."""
+    """quant.aoti=true: every input shape through AOTInductor (one library a shape); auto, the
+    default: batch 1 through AOTInductor and other shapes through torch.compile."""
     from kta_cli.compress.quantized import quantized_model_from_checkpoint
 
     model = nn.Sequential(
@@ -142,13 +143,16 @@ def test_aoti_program_keeps_the_outputs_and_builds_once_per_shape():
         model, QuantSettings(calib_batches=2, sensitivity=False), train_loader=BATCHES,
         val_loader=BATCHES,
     )  # fmt: skip
-    checkpoint = {**result.payload, "quant": {"backend": "pt2e_x86", "aoti": True}}
-    program = quantized_model_from_checkpoint(checkpoint)
-    assert program.use_aoti and program.use_compile
-    images = torch.randn(3, 3, 4, 4)
     result.model.use_compile = False  # the reference: the graph's own ops (compiling costs)
-    with torch.inference_mode():
-        expected, got = result.model(images), program(images)
-        program(images + 1)  # same shape: the library is reused
-    assert nn.functional.cosine_similarity(got, expected).min() > 0.99
-    assert len(program._aoti.runners) == 1
+    one, three = torch.randn(1, 3, 4, 4), torch.randn(3, 3, 4, 4)
+    for aoti, libraries in ((True, [(3, 3, 4, 4)]), ("auto", [(1, 3, 4, 4)])):
+        checkpoint = {**result.payload, "quant": {"backend": "pt2e_x86", "aoti": aoti}}
+        program = quantized_model_from_checkpoint(checkpoint)
+        assert program.aoti == aoti
+        with torch.inference_mode():
+            for images in [three] if aoti is True else [one, three]:
+                expected, got = result.model(images), program(images)
+                assert nn.functional.cosine_similarity(got, expected).min() > 0.99
+            program(three + 1)  # same shape: the library (or the graph) is reused
+        assert [key[:4] for key in program._runner.ahead.runners] == libraries
+        assert (program._runner.compiled is not None) == (aoti == "auto")

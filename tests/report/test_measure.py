@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -42,3 +43,18 @@ def test_interleaved_latency_alternates_candidates_round_by_round(monkeypatch) -
     assert calls[:8] == ["float"] * 4 + ["int8"] * 4
     assert calls[8:] == (["float"] * 3 + ["int8"] * 3) * 3
     assert latencies == {"float": 1000.0, "int8": 1000.0}  # every timed call: 1 tick, in ms
+
+
+def test_kernel_time_counts_the_convolution_and_not_the_python_around_it() -> None:
+    conv = nn.Conv2d(8, 8, 3, padding=1).eval()
+    images = torch.randn(1, 8, 32, 32)
+
+    def slow_python(x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.002)  # 2 ms outside any kernel, as a wrapper's overhead would be
+        return conv(x)
+
+    with torch.inference_mode():
+        inside = measure.kernel_ms(conv, images, calls=5)
+        around = measure.kernel_ms(slow_python, images, calls=5)
+    assert 0 < inside < 2 and 0 < around < 2  # the sleep is not counted as kernel time
+    assert measure.kernel_ms(torch.relu, images, calls=5) == 0  # no library kernel in a ReLU
