@@ -42,7 +42,7 @@ def latency(
     from kta_cli.compress.prune_layers import head_layers
     from kta_cli.compress.prune_structured import StructuredPruner, count_macs_and_params
     from kta_cli.models.factory import create_model
-    from kta_cli.report.measure import interleaved_latency_ms, kernel_ms
+    from kta_cli.report.measure import interleaved_kernel_ms, interleaved_latency_ms
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def latency(
             )
             if kernels:  # the time inside oneDNN's kernels alone: what no runtime lever removes
                 with torch.inference_mode():
-                    inside = {name: kernel_ms(run, images) for name, run in runs_of.items()}
+                    inside = interleaved_kernel_ms(runs_of, images, rounds=5)
                 print(f"  kernels only: {inside['input']:.2f} ms -> {inside['pruned']:.2f} ms, "
                       f"ratio {inside['pruned'] / inside['input']:.3f}")  # fmt: skip
 

@@ -90,6 +90,21 @@ def kernel_ms(run: Callable[[torch.Tensor], Any], example: torch.Tensor, calls: 
     return inside / calls / 1000
 
 
+def interleaved_kernel_ms(
+    runs: dict[str, Callable[[torch.Tensor], Any]],
+    example: torch.Tensor,
+    *,
+    rounds: int = 5,
+    calls: int = 10,
+) -> dict[str, float]:
+    """Median kernel_ms of each candidate over alternating rounds, as interleaved_latency_ms."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            samples[name].append(kernel_ms(run, example, calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 @torch.no_grad()
 def accuracy(model: Callable[[torch.Tensor], torch.Tensor], loader: Any) -> float:
     """Top-1 accuracy of `model` over (images, labels) batches."""

@@ -145,6 +145,29 @@ def test_tensorrt_without_cuda_says_what_it_needs(kta, tiny_ckpt, monkeypatch):
     assert onnx_files(result.cwd) == []
 
 
+def tensorrt_here() -> bool:
+    """CUDA and torch-tensorrt or trtexec on this machine (never in CI)."""
+    from kta_cli.errors import KtaError
+    from kta_cli.export.tensorrt import tensorrt_tool
+
+    try:
+        return bool(tensorrt_tool())
+    except KtaError:
+        return False
+
+
+@pytest.mark.skipif(not tensorrt_here(), reason="needs CUDA and torch-tensorrt or trtexec")
+def test_tensorrt_engine_is_built_beside_the_onnx_file_on_a_gpu(kta, tiny_ckpt):
+    result = kta("export", f"ckpt={tiny_ckpt}", "format=tensorrt", *FAST)
+    assert result.code == 0, result.err
+    engine = result.metrics("export")["tensorrt"]
+    assert Path(engine["engine"]).is_file() and Path(engine["engine"]).stat().st_size > 0
+    if engine["tool"] == "torch_tensorrt":  # checked against torch on CUDA before it is saved
+        assert engine["max_abs_diff_cuda"] < 1e-2
+    else:  # trtexec timed the engine itself
+        assert any("Latency" in line for line in engine["trtexec_summary"])
+
+
 def test_the_table_finds_kta_quantizes_program_of_this_checkpoint(tmp_path, tiny_ckpt):
     from kta_cli.commands.export import kta_int8_of
 
