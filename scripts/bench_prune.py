@@ -23,6 +23,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,11 +61,12 @@ def latency(
           f"threads={THREADS}")  # fmt: skip
     print(f"params {params0} -> {params1}  ratio {params1 / params0:.3f}")
     print(f"MACs   {macs0} -> {macs1}  ratio {macs1 / macs0:.3f}")
+    models = {"input": original, "pruned": pruned}
     for layout in layouts:  # kta prune times channels_last by default
         for batch in batch_sizes:  # compiled: one static graph per batch size
-            runs_of = {"input": in_layout(original, layout), "pruned": in_layout(pruned, layout)}
+            runs_of = {name: in_layout(m, layout, size) for name, m in models.items()}
             images = torch.randn(batch, 3, size, size)
-            if layout != "contiguous":
+            if layout in ("channels_last", "compiled"):
                 images = images.to(memory_format=torch.channels_last)
             ratios, before, after = [], [], []
             for _ in range(runs):
@@ -77,19 +79,29 @@ def latency(
                 f"{statistics.median(after):.1f} ms, ratio median {statistics.median(ratios):.3f}"
                 f" (runs: {', '.join(f'{r:.3f}' for r in ratios)}) target <= 0.30"
             )
-            if kernels:  # the time inside oneDNN's kernels alone: what no runtime lever removes
+            if kernels and layout != "onnxruntime":  # oneDNN kernels alone: no runtime lever cuts
                 with torch.inference_mode():
                     inside = interleaved_kernel_ms(runs_of, images, rounds=5)
                 print(f"  kernels only: {inside['input']:.2f} ms -> {inside['pruned']:.2f} ms, "
                       f"ratio {inside['pruned'] / inside['input']:.3f}")  # fmt: skip
 
 
-def in_layout(model: torch.nn.Module, layout: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model as it is timed: eager contiguous, eager channels_last, or channels_last through
+def in_layout(
+    model: torch.nn.Module, layout: str, size: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model as it is timed: eager contiguous, eager channels_last, channels_last through
     kta's FrozenCompiled (inductor with freezing, which folds BatchNorm into the convolutions;
-    one static graph per batch size)."""
+    one static graph per batch size), or exported to ONNX as `kta export` does and run by
+    onnxruntime (which folds BatchNorm too)."""
     if layout == "contiguous":
         return model
+    if layout == "onnxruntime":
+        from kta_cli.export.onnx import export_onnx
+        from kta_cli.export.parity import onnx_runner
+
+        path = Path(tempfile.mkdtemp(prefix="kta-bench-prune-")) / "model.onnx"
+        export_onnx(model, torch.randn(2, 3, size, size), path, name="model", fallback="")
+        return onnx_runner(path, THREADS)
     model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     return model if layout == "channels_last" else FrozenCompiled(model)
 
@@ -161,8 +173,9 @@ def main() -> None:
     parser.add_argument("--attention", choices=("head_dims", "heads"), default="head_dims")
     parser.add_argument(
         "--layouts", nargs="+", default=["contiguous", "channels_last"],
-        choices=("contiguous", "channels_last", "compiled"),
-        help="compiled: both models through torch.compile (inductor, freezing)",
+        choices=("contiguous", "channels_last", "compiled", "onnxruntime"),
+        help="compiled: both models through torch.compile (inductor, freezing); onnxruntime: "
+        "exported as kta export does",
     )  # fmt: skip
     parser.add_argument(
         "--kernels", action="store_true", help="also time oneDNN's kernels alone (torch.profiler)"
