@@ -48,21 +48,28 @@ def latency_ms(
     return statistics.median(times)
 
 
-def interleaved_latency_ms(
-    runs: dict[str, Callable[[torch.Tensor], Any]],
-    example: torch.Tensor,
-    *,
-    rounds: int = 5,
-    repeats: int = 10,
-) -> dict[str, float]:
-    """Median latency of each candidate, measured in alternating rounds so drift hits all alike."""
+Runs = dict[str, Callable[[torch.Tensor], Any]]
+
+
+def interleaved(runs: Runs, measure: Callable[[Any], float], rounds: int) -> dict[str, float]:
+    """Median of measure(run) for each candidate, taken in alternating rounds (one measurement of
+    each candidate in turn per round) so a slow spell of the machine hits all of them alike."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():
-        latency_ms(run, example, repeats=1, warmup=3)
     for _ in range(rounds):
         for name, run in runs.items():
-            samples[name].append(latency_ms(run, example, repeats=repeats, warmup=1))
+            samples[name].append(measure(run))
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def interleaved_latency_ms(
+    runs: Runs, example: torch.Tensor, *, rounds: int = 5, repeats: int = 10
+) -> dict[str, float]:
+    """Median latency of each candidate, measured in alternating rounds so drift hits all alike."""
+    for run in runs.values():
+        latency_ms(run, example, repeats=1, warmup=3)
+    return interleaved(
+        runs, lambda run: latency_ms(run, example, repeats=repeats, warmup=1), rounds
+    )
 
 
 # the math libraries' compute ops as torch.profiler names them: oneDNN (fp32 and int8
@@ -91,18 +98,10 @@ def kernel_ms(run: Callable[[torch.Tensor], Any], example: torch.Tensor, calls: 
 
 
 def interleaved_kernel_ms(
-    runs: dict[str, Callable[[torch.Tensor], Any]],
-    example: torch.Tensor,
-    *,
-    rounds: int = 5,
-    calls: int = 10,
+    runs: Runs, example: torch.Tensor, *, rounds: int = 5, calls: int = 10
 ) -> dict[str, float]:
     """Median kernel_ms of each candidate over alternating rounds, as interleaved_latency_ms."""
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            samples[name].append(kernel_ms(run, example, calls))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return interleaved(runs, lambda run: kernel_ms(run, example, calls), rounds)
 
 
 @torch.no_grad()
