@@ -23,6 +23,15 @@ def did_you_mean(word: str, options: Iterable[str], what: str = "option") -> str
     return message
 
 
+def first_line(error: BaseException) -> str:
+    """`Type: the message's first line`, cut to 160 characters: a library's reason inside one of
+    kta's own lines (a compression step, an exporter, a compile that fell back to n/a)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def one_line(error: BaseException) -> str:
     """A single readable line from an exception whose message may span several lines."""
     schema = schema_message(error)

@@ -24,8 +24,7 @@ import torch
 from torch import nn
 
 from kta_cli.compress.quantize_fx import fx_model_from_checkpoint
-from kta_cli.compress.steps import first_line
-from kta_cli.errors import KtaError
+from kta_cli.errors import KtaError, first_line
 from kta_cli.models.factory import create_model
 
 CAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

@@ -10,15 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kta_cli.errors import KtaError
-
-
-def first_line(error: BaseException) -> str:
-    """`Type: the message's first line`, cut to 160 characters."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    text = text if len(text) <= 160 else text[:157] + "..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+from kta_cli.errors import KtaError, first_line
 
 
 @contextmanager

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from onnxruntime.quantization import CalibrationDataReader
 
-from kta_cli.errors import KtaError
-from kta_cli.export.onnx import INPUT_NAME, first_line, quiet, written_atomically
+from kta_cli.errors import KtaError, first_line
+from kta_cli.export.onnx import INPUT_NAME, quiet, written_atomically
 
 
 class TensorReader(CalibrationDataReader):

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kta_cli.errors import KtaError
+from kta_cli.errors import KtaError, first_line
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
@@ -30,11 +30,6 @@ class OnnxExport:
     exporter: str  # "dynamo" or "torchscript"
     dynamo_error: str | None  # why the dynamo exporter was passed over, if it was
     opset: int
-
-
-def first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 @contextlib.contextmanager

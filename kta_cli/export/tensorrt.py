@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from kta_cli.errors import KtaError
-from kta_cli.export.onnx import INPUT_NAME, first_line, written_atomically
+from kta_cli.errors import KtaError, first_line
+from kta_cli.export.onnx import INPUT_NAME, written_atomically
 
 NEEDS = "format=tensorrt needs a CUDA machine with torch-tensorrt or trtexec"
 
