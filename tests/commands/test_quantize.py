@@ -205,3 +205,22 @@ def test_a_class_count_mismatch_is_refused_before_calibrating(kta, quant_trained
         )
     )
     assert "the checkpoint has 10 classes, the data 6" in line
+
+
+def test_an_ahead_of_time_build_that_fails_is_one_line_naming_the_way_around(
+    kta, tiny_ckpt: Path, monkeypatch
+):
+    """quant.aoti=auto (the default) builds batch 1 with AOTInductor; where that cannot build (no
+    C++ compiler, an op it lacks) the user gets the option that avoids it, and no model file."""
+    from kta_cli.compress.quantized import AotiRunner
+
+    def refuse(self, shape, dtype):
+        raise RuntimeError("C++ compile error\n  a long compiler log")
+
+    monkeypatch.setattr(AotiRunner, "build", refuse)
+    fast = [a for a in QUANT_FAST if a not in ("quant.compile=false", "measure.latency=false")]
+    result = kta("quantize", f"ckpt={tiny_ckpt}", *fast, "measure.compiled_float=false")
+    line = error_line(result)
+    assert "compiling and timing the int8 program failed" in line
+    assert "RuntimeError: C++ compile error" in line and "pass quant.aoti=false" in line
+    assert not list((result.cwd / "outputs").rglob("model.ckpt"))
