@@ -62,9 +62,13 @@ def latency(
     print(f"params {params0} -> {params1}  ratio {params1 / params0:.3f}")
     print(f"MACs   {macs0} -> {macs1}  ratio {macs1 / macs0:.3f}")
     models = {"input": original, "pruned": pruned}
+    scratch = tempfile.TemporaryDirectory(prefix="kta-bench-prune-")  # the ONNX files
     for layout in layouts:  # kta prune times channels_last by default
+        runs_of = {
+            name: in_layout(m, layout, Path(scratch.name) / f"{name}.onnx", size)
+            for name, m in models.items()
+        }
         for batch in batch_sizes:  # compiled: one static graph per batch size
-            runs_of = {name: in_layout(m, layout, size) for name, m in models.items()}
             images = torch.randn(batch, 3, size, size)
             if layout in ("channels_last", "compiled"):
                 images = images.to(memory_format=torch.channels_last)
@@ -87,7 +91,7 @@ def latency(
 
 
 def in_layout(
-    model: torch.nn.Module, layout: str, size: int
+    model: torch.nn.Module, layout: str, onnx_path: Path, size: int
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The model as it is timed: eager contiguous, eager channels_last, channels_last through
     kta's FrozenCompiled (inductor with freezing, which folds BatchNorm into the convolutions;
@@ -99,9 +103,8 @@ def in_layout(
         from kta_cli.export.onnx import export_onnx
         from kta_cli.export.parity import onnx_runner
 
-        path = Path(tempfile.mkdtemp(prefix="kta-bench-prune-")) / "model.onnx"
-        export_onnx(model, torch.randn(2, 3, size, size), path, name="model", fallback="")
-        return onnx_runner(path, THREADS)
+        export_onnx(model, torch.randn(2, 3, size, size), onnx_path, name="model", fallback="")
+        return onnx_runner(onnx_path, THREADS)
     model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     return model if layout == "channels_last" else FrozenCompiled(model)
 

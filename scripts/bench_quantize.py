@@ -8,10 +8,11 @@
 Candidates per model: fp32 eager, fp32 torch.compile (inductor, freezing), int8 pt2e_x86
 (torch.export + torchao X86InductorQuantizer + torch.compile) and int8 fx_x86 (torch.ao,
 deprecated); with --cpp-wrapper / --aoti also fp32 and int8 pt2e built with inductor's C++
-wrapper / compiled ahead of time by AOTInductor (kta's quant.aoti=true; its default, auto, builds
-batch 1 that way). --kernels: the milliseconds inside oneDNN's kernels alone (torch.profiler),
-the floor under any runtime lever. Latency at batch 1 and
-at --batch-size (trained) / --batch-size-224 (resnet18 @224):
+wrapper / compiled ahead of time by AOTInductor (kta's quant.aoti=true). The pt2e_x86 row is
+torch.compile at every batch size (quant.aoti=false); kta's default, quant.aoti=auto, runs batch 1
+as the AOTInductor row and batch N as the pt2e_x86 row. --kernels: the milliseconds inside
+oneDNN's kernels alone (torch.profiler), the floor under any runtime lever. Latency at batch 1
+and at --batch-size (trained) / --batch-size-224 (resnet18 @224):
 interleaved rounds, median, torch.set_num_threads(--threads); compile time is reported apart.
 Targets from issue 5: int8/fp32 latency <= 0.30, accuracy drop <= 0.5 points, file size ratio
 <= 0.27; issue 14: resnet18@224 int8/fp32 compiled <= 0.30 at batch 1 and 32.

@@ -53,7 +53,11 @@ class FrozenCompiled:
         self.seen: set[tuple[Any, ...]] = set()
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        kind = (images.shape, images.stride(), images.dtype, torch.is_inference_mode_enabled())
+        kind = (  # what dynamo's guards tell apart: a new kind compiles again
+            images.shape, images.stride(), images.dtype, images.device, images.requires_grad,
+            torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
+            torch.is_autocast_enabled(images.device.type),
+        )  # fmt: skip
         if kind in self.seen:
             return self.function(images)
         with torch._inductor.config.patch(**self.options):  # dynamo compiles inside this call
@@ -133,8 +137,10 @@ class QuantizedProgram(nn.Module):
     """Runs an int8 exported graph on CPU, compiled on first use (that is where it gets fast).
 
     Inductor's freezing pass is what turns quantize/dequantize pairs into oneDNN int8 kernels.
-    `aoti` (quant.aoti) picks which input shapes are compiled ahead of time by AOTInductor, which
-    takes longer to build (about 10 s a shape) and less per call (InductorRunner).
+    `aoti` picks which input shapes are compiled ahead of time by AOTInductor, which takes longer
+    to build (about 10 s a shape) and less per call (InductorRunner). The library's default is
+    False (nothing built ahead of time unless asked); `kta quantize` sets quant.aoti, whose
+    default is "auto", and the checkpoint keeps it.
     """
 
     def __init__(self, graph: nn.Module, *, compile: bool = True, aoti: bool | str = False) -> None:

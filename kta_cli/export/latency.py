@@ -123,4 +123,5 @@ def measure_latency(
         if "torch_compiled" in runs
         else None,
         "latency_skipped": skipped,
+        "torch_compiled_aoti": aoti if "torch_compiled" in runs else None,  # which shapes by AOTI
     }, skipped

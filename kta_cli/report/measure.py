@@ -84,7 +84,9 @@ def kernel_ms(run: Callable[[torch.Tensor], Any], example: torch.Tensor, calls: 
     """Milliseconds per call of run(example) spent inside LIBRARY_KERNELS (their self time
     under torch.profiler): the part of a compiled model's latency that no change to the runtime
     around the kernels (wrapper, guards, ahead-of-time compiling) takes away. Profiling adds a
-    few microseconds to each op, alike on both sides of a ratio."""
+    few microseconds to each op, which pulls a ratio of two such times towards 1 when the kernels
+    are short: trust it where a call's kernels take milliseconds, not a small model's
+    microseconds."""
     from torch.profiler import ProfilerActivity, profile
 
     for _ in range(3):
