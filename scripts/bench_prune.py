@@ -42,6 +42,7 @@ def latency(
 
     from kta_cli.compress.prune_layers import head_layers
     from kta_cli.compress.prune_structured import StructuredPruner, count_macs_and_params
+    from kta_cli.export.latency import onnxruntime_runners
     from kta_cli.models.factory import create_model
     from kta_cli.report.measure import interleaved_kernel_ms, interleaved_latency_ms
 
@@ -64,10 +65,10 @@ def latency(
     models = {"input": original, "pruned": pruned}
     scratch = tempfile.TemporaryDirectory(prefix="kta-bench-prune-")  # the ONNX files
     for layout in layouts:  # kta prune times channels_last by default
-        runs_of = {
-            name: in_layout(m, layout, Path(scratch.name) / f"{name}.onnx", size)
-            for name, m in models.items()
-        }
+        if layout == "onnxruntime":  # exported as kta export does, in onnxruntime sessions
+            runs_of = onnxruntime_runners(models, example, Path(scratch.name), THREADS)
+        else:
+            runs_of = {name: in_layout(m, layout) for name, m in models.items()}
         for batch in batch_sizes:  # compiled: one static graph per batch size
             images = torch.randn(batch, 3, size, size)
             if layout in ("channels_last", "compiled"):
@@ -90,21 +91,12 @@ def latency(
                       f"ratio {inside['pruned'] / inside['input']:.3f}")  # fmt: skip
 
 
-def in_layout(
-    model: torch.nn.Module, layout: str, onnx_path: Path, size: int
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The model as it is timed: eager contiguous, eager channels_last, channels_last through
+def in_layout(model: torch.nn.Module, layout: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model as it is timed: eager contiguous, eager channels_last, or channels_last through
     kta's FrozenCompiled (inductor with freezing, which folds BatchNorm into the convolutions;
-    one static graph per batch size), or exported to ONNX as `kta export` does and run by
-    onnxruntime (which folds BatchNorm too)."""
+    one static graph per batch size). onnxruntime: export/latency.py's onnxruntime_runners."""
     if layout == "contiguous":
         return model
-    if layout == "onnxruntime":
-        from kta_cli.export.onnx import export_onnx
-        from kta_cli.export.parity import onnx_runner
-
-        export_onnx(model, torch.randn(2, 3, size, size), onnx_path, name="model", fallback="")
-        return onnx_runner(onnx_path, THREADS)
     model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     return model if layout == "channels_last" else FrozenCompiled(model)
 

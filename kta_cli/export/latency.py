@@ -4,6 +4,7 @@ medians (report/measure.py), at a fixed thread count set by the caller."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +34,24 @@ def compiled_runner(
     with quiet():
         runner, took = compiled_float(model, examples, aoti=aoti)
     return (None, took) if runner is None else (runner, f"compiled in {took:.1f} s")
+
+
+def onnxruntime_runners(
+    models: dict[str, nn.Module], example: torch.Tensor, folder: Path, threads: int
+) -> dict[str, Runner]:
+    """Each model exported to ONNX in `folder` as `kta export` writes it (dynamic batch, the
+    dynamo exporter or its fallback) and loaded in an onnxruntime CPU session: how another
+    command times a model in the runtime it would be deployed to. KtaError when one does not
+    export (its reasons)."""
+    from kta_cli.export.onnx import export_onnx
+    from kta_cli.export.parity import onnx_runner
+
+    runners = {}
+    for name, model in models.items():
+        path = folder / f"{name}.onnx"
+        export_onnx(model, batch_of(example, 2), path, name=f"the {name} model", fallback="")
+        runners[name] = onnx_runner(path, threads)
+    return runners
 
 
 def latency_table(

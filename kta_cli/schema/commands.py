@@ -129,6 +129,7 @@ class PruneMeasure:
     batch_size: int = positive(1)
     rounds: int = positive(5)
     channels_last: bool = True  # both models in channels_last, as a CPU deployment would run them
+    onnxruntime: bool = False  # also both exported to ONNX and timed in onnxruntime (kta export's)
 
 
 @dataclass

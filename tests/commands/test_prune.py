@@ -144,3 +144,33 @@ def test_pruned_then_quantized(kta, tiny_ckpt) -> None:
     assert metrics["float_parameter_bytes"] == pruned["weights_bytes_after"]
     assert metrics["reload_agreement"] == 1.0
     assert (result.run_dir("quantize") / "model.ckpt").is_file()
+
+
+def test_both_models_can_be_timed_in_onnxruntime_as_kta_export_deploys_them(kta, tiny_ckpt):
+    result, metrics = prune(
+        kta, tiny_ckpt, "prune.ratio=0.5", "measure.latency=true", "measure.rounds=1",
+        "measure.onnxruntime=true",
+    )  # fmt: skip
+    assert (
+        metrics["latency_ms_after_onnxruntime"] > 0 and metrics["latency_ms_before_onnxruntime"] > 0
+    )
+    ratio = metrics["latency_ms_after_onnxruntime"] / metrics["latency_ms_before_onnxruntime"]
+    assert metrics["latency_ratio_onnxruntime"] == pytest.approx(ratio)
+    assert "latency_ratio_onnxruntime" in result.out  # the console table
+    assert not list(result.cwd.rglob("*.onnx"))  # the ONNX files were only for timing
+
+
+def test_a_model_onnx_cannot_take_is_n_a_and_the_pruned_model_is_kept(kta, tiny_ckpt, monkeypatch):
+    from kta_cli.errors import KtaError
+    from kta_cli.export import latency
+
+    def refuse(*args, **kwargs):
+        raise KtaError("torch could not export the input model to ONNX (a reason)")
+
+    monkeypatch.setattr(latency, "onnxruntime_runners", refuse)
+    result, metrics = prune(
+        kta, tiny_ckpt, "prune.ratio=0.5", "measure.latency=true", "measure.rounds=1",
+        "measure.onnxruntime=true",
+    )  # fmt: skip
+    assert metrics["latency_onnxruntime"].startswith("n/a: torch could not export the input")
+    assert metrics["latency_ratio"] > 0 and (result.run_dir("prune") / "model.ckpt").is_file()
