@@ -12,7 +12,7 @@ from rich.table import Table
 from torch import nn
 
 from kta_cli.compress.quantized import compiled_float
-from kta_cli.export.onnx import quiet
+from kta_cli.export.onnx import export_onnx, quiet
 from kta_cli.report.measure import interleaved_latency_ms
 
 Runner = Callable[[torch.Tensor], Any]
@@ -43,7 +43,6 @@ def onnxruntime_runners(
     dynamo exporter or its fallback) and loaded in an onnxruntime CPU session: how another
     command times a model in the runtime it would be deployed to. KtaError when one does not
     export (its reasons)."""
-    from kta_cli.export.onnx import export_onnx
     from kta_cli.export.parity import onnx_runner
 
     runners = {}
